@@ -1,0 +1,40 @@
+package dev.ncro.api;
+
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * What the web layer asks of the ncro engine. Plain Java on purpose: the engine lives on
+ * the server classpath ({@code lib/ncro/}), the web application in its own class loader, and
+ * only the types of this package cross between them.
+ *
+ * <p>The engine publishes itself as the Jetty {@code Server} attribute {@link #ATTRIBUTE};
+ * the context XML ({@code webapps/ncro.xml}) copies it into the web application's context
+ * attributes under the same name.
+ *
+ * <p>No method blocks on the network: answers come back through futures and callbacks.
+ */
+public interface NcroService {
+    /** Server and context attribute under which the engine is published. */
+    String ATTRIBUTE = "dev.ncro.api.NcroService";
+
+    /** The body of {@code /nix-cache-info}. */
+    String cacheInfo();
+
+    /**
+     * Looks up {@code <hash>.narinfo}. The future never completes exceptionally: failures are
+     * answers with a 5xx status, because Nix treats a 404 as "not here" for an hour.
+     *
+     * @param hash the 32-character nix32 hash part, already validated by the caller
+     */
+    CompletableFuture<NarinfoAnswer> narinfo(String hash);
+
+    /**
+     * Prepares streaming a NAR (or any other file URL a narinfo named) from the upstream that
+     * served its narinfo. Nothing is sent until {@link NarStream#start()}, so the caller holds
+     * the stream before any handler callback; those come from I/O threads (see {@link NarHandler}).
+     *
+     * @return the stream's flow control: the caller grants more data with
+     *     {@link NarStream#release(int)} as it writes, and cancels on client disconnect
+     */
+    NarStream nar(NarRequest request, NarHandler handler);
+}

@@ -1,0 +1,185 @@
+package dev.ncro.config;
+
+import com.fasterxml.jackson.annotation.JsonAutoDetect;
+import com.fasterxml.jackson.annotation.PropertyAccessor;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationContext;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonDeserializer;
+import com.fasterxml.jackson.databind.JsonMappingException;
+import com.fasterxml.jackson.databind.MapperFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.exc.InvalidFormatException;
+import com.fasterxml.jackson.databind.exc.MismatchedInputException;
+import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.module.SimpleModule;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+
+/**
+ * Loads the configuration once, at start-up. Which file: {@code NCRO_CONFIG} if set, else the
+ * Jetty property {@code ncro.config}, else the embedded {@code ncro-default.yaml}. Then the
+ * environment overrides {@code NCRO_LISTEN}, {@code NCRO_DB_PATH} and {@code NCRO_LOG_LEVEL}
+ * apply. Unknown keys and invalid values fail with a {@link ConfigException} naming each key.
+ */
+public final class ConfigLoader {
+    public static final String EMBEDDED = "ncro-default.yaml";
+
+    /** Environment variable → the key it overrides. */
+    static final Map<String, String> ENV_OVERRIDES = Map.of(
+            "NCRO_LISTEN", "server.listen",
+            "NCRO_DB_PATH", "cache.db_path",
+            "NCRO_LOG_LEVEL", "logging.level");
+
+    private static final ObjectMapper YAML = JsonMapper.builder(new YAMLFactory())
+            .propertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
+            .visibility(PropertyAccessor.ALL, JsonAutoDetect.Visibility.NONE)
+            .visibility(PropertyAccessor.FIELD, JsonAutoDetect.Visibility.ANY)
+            .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
+            .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES)
+            .enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY)
+            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+            .disable(MapperFeature.ALLOW_COERCION_OF_SCALARS)
+            .addModule(new SimpleModule().addDeserializer(Duration.class, new DurationDeserializer()))
+            .build();
+
+    /** A loaded configuration and where it came from, for the start-up log line. */
+    public record Loaded(NcroConfig config, String source) {}
+
+    private ConfigLoader() {}
+
+    public static Loaded load(Map<String, String> env, String jettyProperty) {
+        String fromEnv = env.get("NCRO_CONFIG");
+        String chosen = fromEnv != null && !fromEnv.isBlank() ? fromEnv
+                : jettyProperty != null && !jettyProperty.isBlank() ? jettyProperty : null;
+        NcroConfig config;
+        String source;
+        if (chosen == null) {
+            source = "embedded " + EMBEDDED;
+            try (InputStream in = ConfigLoader.class.getResourceAsStream(EMBEDDED)) {
+                if (in == null) throw new ConfigException("the embedded " + EMBEDDED + " is missing from the ncro jar");
+                config = bind(source, in.readAllBytes());
+            } catch (IOException e) {
+                throw new ConfigException("cannot read the embedded " + EMBEDDED + ": " + e, e);
+            }
+        } else {
+            Path path = Path.of(chosen).toAbsolutePath();
+            source = path.toString();
+            byte[] bytes;
+            try {
+                bytes = Files.readAllBytes(path);
+            } catch (NoSuchFileException e) {
+                throw new ConfigException("config file " + path + " does not exist"
+                        + (fromEnv != null && !fromEnv.isBlank() ? " (named by NCRO_CONFIG)" : " (named by ncro.config)"));
+            } catch (IOException e) {
+                throw new ConfigException("cannot read config file " + path + ": " + e.getMessage(), e);
+            }
+            config = bind(source, bytes);
+        }
+        Map<String, String> overridden = new LinkedHashMap<>();
+        ENV_OVERRIDES.forEach((var, key) -> {
+            String value = env.get(var);
+            if (value == null || value.isEmpty()) return;
+            overridden.put(key, var);
+            switch (key) {
+                case "server.listen" -> config.overrideListen(value);
+                case "cache.db_path" -> config.overrideDbPath(value);
+                default -> config.overrideLogLevel(value.toLowerCase(java.util.Locale.ROOT));
+            }
+        });
+        NcroConfig.Problems problems = new NcroConfig.Problems();
+        config.validate(problems);
+        if (!problems.lines().isEmpty()) {
+            String lines = problems.lines().stream()
+                    .map(line -> {
+                        String key = line.substring(0, line.indexOf(':'));
+                        String var = overridden.get(key);
+                        return "  " + (var == null ? line : var + " (" + line + ")");
+                    })
+                    .collect(Collectors.joining("\n"));
+            throw new ConfigException("invalid ncro configuration in " + source + ":\n" + lines);
+        }
+        return new Loaded(config, source + (overridden.isEmpty() ? "" : " with " + String.join(", ", overridden.values())));
+    }
+
+    static NcroConfig bind(String source, byte[] yaml) {
+        try {
+            NcroConfig config = YAML.readValue(yaml, NcroConfig.class);
+            if (config == null) throw new ConfigException("config " + source + " is empty");
+            return config;
+        } catch (UnrecognizedPropertyException e) {
+            String known = e.getKnownPropertyIds() == null ? "" : e.getKnownPropertyIds().stream()
+                    .map(String::valueOf).sorted().collect(Collectors.joining(", "));
+            throw new ConfigException("config " + source + ": unknown key '" + path(e) + "'"
+                    + (known.isEmpty() ? "" : " (expected one of: " + known + ")") + location(e));
+        } catch (InvalidFormatException e) {
+            throw new ConfigException("config " + source + ": " + path(e) + ": invalid value '"
+                    + e.getValue() + "' (expected " + typeName(e.getTargetType()) + ")" + location(e));
+        } catch (MismatchedInputException e) {
+            throw new ConfigException("config " + source + ": " + path(e) + ": expected "
+                    + typeName(e.getTargetType()) + location(e));
+        } catch (JsonMappingException e) {
+            Throwable cause = e.getCause() instanceof IllegalArgumentException iae ? iae : e;
+            throw new ConfigException("config " + source + ": " + path(e) + ": "
+                    + (cause == e ? e.getOriginalMessage() : cause.getMessage()) + location(e));
+        } catch (JsonProcessingException e) {
+            throw new ConfigException("config " + source + " is not valid YAML: " + e.getOriginalMessage() + location(e));
+        } catch (IOException e) {
+            throw new ConfigException("cannot read config " + source + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static String path(JsonMappingException e) {
+        StringBuilder sb = new StringBuilder();
+        for (JsonMappingException.Reference ref : e.getPath()) {
+            if (ref.getFieldName() != null) {
+                if (sb.length() > 0) sb.append('.');
+                sb.append(ref.getFieldName());
+            } else if (ref.getIndex() >= 0) {
+                sb.append('[').append(ref.getIndex()).append(']');
+            }
+        }
+        return sb.length() == 0 ? "(top level)" : sb.toString();
+    }
+
+    private static String location(JsonProcessingException e) {
+        return e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr();
+    }
+
+    private static String typeName(Class<?> type) {
+        if (type == null) return "a value";
+        if (type == int.class || type == Integer.class || type == long.class || type == Long.class) return "a whole number";
+        if (type == double.class || type == Double.class) return "a number";
+        if (type == boolean.class || type == Boolean.class) return "true or false";
+        if (type == String.class || type == java.net.URI.class) return "a string";
+        if (type == Duration.class) return "a duration such as 5s";
+        if (List.class.isAssignableFrom(type)) return "a list";
+        return "a mapping";
+    }
+
+    private static final class DurationDeserializer extends JsonDeserializer<Duration> {
+        @Override
+        public Duration deserialize(JsonParser p, DeserializationContext ctxt) throws IOException {
+            if (!p.currentToken().isScalarValue()) {
+                return (Duration) ctxt.handleUnexpectedToken(Duration.class, p);
+            }
+            try {
+                return Durations.parse(p.getValueAsString());
+            } catch (IllegalArgumentException e) {
+                throw JsonMappingException.from(p, e.getMessage(), e);
+            }
+        }
+    }
+}

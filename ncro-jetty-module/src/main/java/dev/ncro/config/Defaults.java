@@ -1,0 +1,57 @@
+package dev.ncro.config;
+
+import java.time.Duration;
+
+/**
+ * Every default of ncro, in one place. The embedded default configuration
+ * ({@code ncro-default.yaml}), the {@code ncro.mod} ini-template and the README's table agree
+ * with these constants.
+ */
+public final class Defaults {
+    private Defaults() {}
+
+    public static final String LISTEN = ":8080";
+    public static final Duration READ_TIMEOUT = Duration.ofSeconds(30);
+    /** How long a NAR stream may make no progress; Nix's own stalled-download-timeout. */
+    public static final Duration WRITE_TIMEOUT = Duration.ofSeconds(300);
+    /** Priority advertised in /nix-cache-info; cache.nixos.org says 40, so ncro is asked first. */
+    public static final int CACHE_PRIORITY = 30;
+
+    public static final int UPSTREAM_PRIORITY = 50;
+    public static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(5);
+
+    public static final String DB_PATH = "ncro.db";
+    public static final long MAX_ENTRIES = 100_000;
+    public static final Duration TTL = Duration.ofHours(1);
+    public static final Duration NEGATIVE_TTL = Duration.ofMinutes(10);
+    public static final double LATENCY_ALPHA = 0.3;
+    /** One deadline bounds a whole narinfo lookup, across every tier. */
+    public static final Duration RACE_DEADLINE = Duration.ofSeconds(5);
+    public static final int MAX_CONCURRENT_RACES = 64;
+    public static final int PER_UPSTREAM_MAX_INFLIGHT = 8;
+    public static final Duration IN_MEMORY_NEGATIVE_TTL = Duration.ofSeconds(5);
+    public static final Duration UPSTREAM_COOLDOWN = Duration.ofSeconds(15);
+
+    public static final String LOG_LEVEL = "info";
+    public static final String LOG_FORMAT = "text";
+
+    public static final String DISCOVERY_SERVICE = "_nix-serve._tcp";
+    public static final String DISCOVERY_DOMAIN = "local";
+    public static final int DISCOVERY_PRIORITY = 20;
+
+    public static final String MESH_BIND_ADDR = "0.0.0.0:7946";
+    public static final Duration GOSSIP_INTERVAL = Duration.ofSeconds(30);
+
+    /** Upstream HTTP client pool: far above HttpComponents' 25 total / 5 per route. */
+    public static final int POOL_MAX_TOTAL = 512;
+    public static final int POOL_MAX_PER_ROUTE = 128;
+    /** Narinfo bodies larger than this fail the upstream that sent them. */
+    public static final int NARINFO_MAX_BYTES = 64 * 1024;
+    /**
+     * Bytes of one NAR stream that may sit between the upstream socket and the client socket.
+     * HttpComponents may overshoot by its 8 KiB session buffer; the total stays under 256 KiB.
+     */
+    public static final int STREAM_WINDOW_BYTES = 128 * 1024;
+    /** Pinned NAR locations remembered in memory (until the persistent route store). */
+    public static final long NAR_PINS = 100_000;
+}

@@ -1,0 +1,187 @@
+package dev.ncro.engine;
+
+import dev.ncro.api.NarinfoAnswer;
+import dev.ncro.config.Defaults;
+import dev.ncro.config.Durations;
+import dev.ncro.trust.Narinfo;
+import dev.ncro.upstream.Fetched;
+import dev.ncro.upstream.Upstream;
+import dev.ncro.upstream.UpstreamClient;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Future;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BiConsumer;
+import org.apache.hc.core5.concurrent.FutureCallback;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One narinfo lookup: tier by tier (lowest priority number first), every upstream of a tier
+ * is asked with a GET at once; the first valid narinfo wins and the others are cancelled. The
+ * GET (not HEAD, then GET) makes a cold lookup cost one round trip to the winner.
+ *
+ * <p>The answer is 404 only when every upstream said not-found (404, 410, 403). When an
+ * upstream failed and none had the path the answer is 502, or 504 if the deadline passed:
+ * Nix remembers a 404 for an hour, and an upstream that was merely down must not hide a path
+ * for that long.
+ *
+ * <p>All state is guarded by {@code this}; callbacks arrive on I/O threads and the timer.
+ */
+final class NarinfoRace {
+    private static final Logger LOG = LoggerFactory.getLogger(NarinfoRace.class);
+
+    private final String hash;
+    private final List<List<Upstream>> tiers;
+    private final UpstreamClient client;
+    private final Duration deadline;
+    private final BiConsumer<Narinfo, Upstream> onWin;
+    private final CompletableFuture<NarinfoAnswer> result = new CompletableFuture<>();
+
+    private int tier = -1;
+    private int pending;
+    private final Map<Upstream, Future<Fetched>> inflight = new LinkedHashMap<>();
+    private final List<String> failures = new ArrayList<>();
+    private final Set<Upstream> settled = new HashSet<>();
+    private boolean starting;
+    private ScheduledFuture<?> timer;
+
+    NarinfoRace(String hash, List<List<Upstream>> tiers, UpstreamClient client, Duration deadline,
+            BiConsumer<Narinfo, Upstream> onWin) {
+        this.hash = hash;
+        this.tiers = tiers;
+        this.client = client;
+        this.deadline = deadline;
+        this.onWin = onWin;
+    }
+
+    CompletableFuture<NarinfoAnswer> start(ScheduledExecutorService scheduler) {
+        synchronized (this) {
+            timer = scheduler.schedule(this::onDeadline, deadline.toNanos(), TimeUnit.NANOSECONDS);
+            nextTier();
+        }
+        return result;
+    }
+
+    /**
+     * Starts the next tier, or finishes when none is left. Caller holds the lock. A callback
+     * may run inside {@code fetch} on this very thread: {@code starting} keeps it from
+     * advancing tiers under the loop, and {@code settled} from leaving a stale in-flight entry.
+     */
+    private void nextTier() {
+        while (!result.isDone() && ++tier < tiers.size()) {
+            List<Upstream> members = tiers.get(tier);
+            pending = members.size();
+            settled.clear();
+            starting = true;
+            for (Upstream upstream : members) {
+                if (result.isDone()) break;
+                try {
+                    Future<Fetched> exchange = client.fetch(upstream.resolve(hash + ".narinfo"),
+                            Defaults.NARINFO_MAX_BYTES, deadline, new Outcome(upstream));
+                    if (result.isDone()) exchange.cancel(true);
+                    else if (!settled.contains(upstream)) inflight.put(upstream, exchange);
+                } catch (RuntimeException e) {
+                    // the client refused the request (it is stopping): that upstream failed
+                    failures.add(upstream.name() + ": " + describe(e));
+                    pending--;
+                }
+            }
+            starting = false;
+            if (pending > 0) return;
+        }
+        if (result.isDone()) return;
+        if (failures.isEmpty()) {
+            finish(404, "not found in any upstream", null);
+        } else {
+            finish(502, "no upstream has " + hash + ".narinfo and some failed: " + String.join("; ", failures), null);
+        }
+    }
+
+    private synchronized void settle(Upstream upstream, boolean notFound, String failure) {
+        inflight.remove(upstream);
+        settled.add(upstream);
+        if (result.isDone()) return;
+        if (!notFound) failures.add(upstream.name() + ": " + failure);
+        if (--pending == 0 && !starting) nextTier();
+    }
+
+    private synchronized void win(Upstream upstream, Narinfo narinfo, byte[] body) {
+        inflight.remove(upstream);
+        settled.add(upstream);
+        if (result.isDone()) return;
+        onWin.accept(narinfo, upstream);
+        finish(200, null, upstream, body);
+    }
+
+    private synchronized void onDeadline() {
+        if (result.isDone()) return;
+        String waiting = inflight.keySet().toString();
+        finish(504, "deadline of " + Durations.format(deadline) + " passed waiting for " + waiting
+                + (failures.isEmpty() ? "" : "; failures: " + String.join("; ", failures)), null);
+    }
+
+    private void finish(int status, String message, Upstream winner) {
+        if (status != 404) LOG.warn("narinfo {}: {} {}", hash, status, message);
+        finish(status, message, winner, (message + "\n").getBytes(StandardCharsets.UTF_8));
+    }
+
+    private void finish(int status, String message, Upstream winner, byte[] body) {
+        if (timer != null) timer.cancel(false);
+        for (Future<Fetched> loser : inflight.values()) loser.cancel(true);
+        inflight.clear();
+        result.complete(new NarinfoAnswer(status, body, winner == null ? null : winner.name()));
+    }
+
+    private final class Outcome implements FutureCallback<Fetched> {
+        private final Upstream upstream;
+
+        Outcome(Upstream upstream) {
+            this.upstream = upstream;
+        }
+
+        @Override
+        public void completed(Fetched fetched) {
+            int status = fetched.status();
+            if (status == 200) {
+                Narinfo narinfo;
+                try {
+                    narinfo = Narinfo.parse(fetched.body(), hash);
+                } catch (Narinfo.InvalidNarinfoException e) {
+                    LOG.warn("narinfo {} from {} rejected: {}", hash, upstream, e.getMessage());
+                    settle(upstream, false, "invalid narinfo: " + e.getMessage());
+                    return;
+                }
+                win(upstream, narinfo, fetched.body());
+            } else if (status == 404 || status == 410 || status == 403) {
+                settle(upstream, true, null);
+            } else {
+                settle(upstream, false, "HTTP " + status);
+            }
+        }
+
+        @Override
+        public void failed(Exception ex) {
+            settle(upstream, false, describe(ex));
+        }
+
+        @Override
+        public void cancelled() {
+            // only the race itself cancels, after it has an answer
+        }
+    }
+
+    static String describe(Throwable ex) {
+        String name = ex.getClass().getSimpleName();
+        return ex.getMessage() == null ? name : name + ": " + ex.getMessage();
+    }
+}

@@ -1,0 +1,101 @@
+package dev.ncro.trust;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * A parsed narinfo. Only what routing needs is interpreted here; the bytes that are served
+ * stay exactly as the upstream sent them.
+ */
+public final class Narinfo {
+    public static final String STORE_DIR = "/nix/store/";
+
+    private final Map<String, String> fields;
+
+    private Narinfo(Map<String, String> fields) {
+        this.fields = fields;
+    }
+
+    /**
+     * Parses and checks a narinfo answered for {@code expectedHash}.
+     *
+     * @throws InvalidNarinfoException saying what is wrong, for the operator's log
+     */
+    public static Narinfo parse(byte[] bytes, String expectedHash) {
+        String text;
+        try {
+            text = StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(bytes)).toString();
+        } catch (CharacterCodingException e) {
+            throw new InvalidNarinfoException("not UTF-8 text");
+        }
+        Map<String, String> fields = new LinkedHashMap<>();
+        int lineNo = 0;
+        for (String line : text.split("\n", -1)) {
+            lineNo++;
+            if (line.isEmpty()) continue;
+            int colon = line.indexOf(": ");
+            if (colon <= 0) {
+                throw new InvalidNarinfoException("line " + lineNo + " is not 'Key: value'");
+            }
+            String key = line.substring(0, colon);
+            String value = line.substring(colon + 2);
+            if (key.equals("Sig")) {
+                fields.merge(key, value, (a, b) -> a + "\n" + b);
+            } else if (fields.putIfAbsent(key, value) != null) {
+                throw new InvalidNarinfoException("field " + key + " appears twice");
+            }
+        }
+        for (String required : new String[] {"StorePath", "URL", "NarHash", "NarSize"}) {
+            if (!fields.containsKey(required)) throw new InvalidNarinfoException("field " + required + " is missing");
+        }
+        Narinfo info = new Narinfo(fields);
+        String storePath = info.storePath();
+        if (!storePath.startsWith(STORE_DIR) || storePath.length() < STORE_DIR.length() + 34
+                || storePath.charAt(STORE_DIR.length() + 32) != '-') {
+            throw new InvalidNarinfoException("StorePath '" + storePath + "' is not a /nix/store path");
+        }
+        if (!info.hashPart().equals(expectedHash)) {
+            throw new InvalidNarinfoException("StorePath hash " + info.hashPart() + " is not the requested " + expectedHash);
+        }
+        try {
+            if (Long.parseLong(fields.get("NarSize")) <= 0) throw new InvalidNarinfoException("NarSize must be positive");
+        } catch (NumberFormatException e) {
+            throw new InvalidNarinfoException("NarSize '" + fields.get("NarSize") + "' is not a number");
+        }
+        if (info.url().isBlank()) throw new InvalidNarinfoException("URL is empty");
+        return info;
+    }
+
+    public String storePath() {
+        return fields.get("StorePath");
+    }
+
+    public String hashPart() {
+        return storePath().substring(STORE_DIR.length(), STORE_DIR.length() + 32);
+    }
+
+    /** The file URL, relative to the cache root unless it carries a scheme. */
+    public String url() {
+        return fields.get("URL");
+    }
+
+    public String field(String name) {
+        return fields.get(name);
+    }
+
+    /** Thrown for a narinfo that must not be cached or served. */
+    public static final class InvalidNarinfoException extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        public InvalidNarinfoException(String message) {
+            super(message);
+        }
+    }
+}

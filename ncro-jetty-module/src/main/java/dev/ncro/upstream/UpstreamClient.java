@@ -1,0 +1,123 @@
+package dev.ncro.upstream;
+
+import dev.ncro.config.Defaults;
+import java.net.URI;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.Future;
+import org.apache.hc.client5.http.config.ConnectionConfig;
+import org.apache.hc.client5.http.config.RequestConfig;
+import org.apache.hc.client5.http.config.TlsConfig;
+import org.apache.hc.client5.http.impl.async.CloseableHttpAsyncClient;
+import org.apache.hc.client5.http.impl.async.HttpAsyncClients;
+import org.apache.hc.client5.http.impl.nio.PoolingAsyncClientConnectionManager;
+import org.apache.hc.client5.http.impl.nio.PoolingAsyncClientConnectionManagerBuilder;
+import org.apache.hc.client5.http.protocol.HttpClientContext;
+import org.apache.hc.core5.concurrent.FutureCallback;
+import org.apache.hc.core5.http.config.Http1Config;
+import org.apache.hc.core5.http.nio.AsyncRequestProducer;
+import org.apache.hc.core5.http.nio.support.AsyncRequestBuilder;
+import org.apache.hc.core5.http2.HttpVersionPolicy;
+import org.apache.hc.core5.io.CloseMode;
+import org.apache.hc.core5.pool.PoolConcurrencyPolicy;
+import org.apache.hc.core5.reactor.IOReactorConfig;
+import org.apache.hc.core5.util.TimeValue;
+import org.apache.hc.core5.util.Timeout;
+import org.eclipse.jetty.util.component.AbstractLifeCycle;
+
+/**
+ * The one HTTP client ncro uses to talk to upstream caches: HttpComponents 5 async, HTTP/1.1,
+ * a pool far larger than the library default, no cookies (they would mix between clients),
+ * no automatic retries (the race and the NAR fall-through decide what to retry) and a
+ * {@code User-Agent} naming ncro.
+ */
+public final class UpstreamClient extends AbstractLifeCycle {
+    /** HttpComponents' HTTP/1.1 initial window; {@link StreamingConsumer} mirrors it. */
+    static final int INITIAL_WINDOW = 64 * 1024;
+    static final String USER_AGENT = "ncro/0.1 (+https://github.com/ncro)";
+
+    private final Duration connectTimeout;
+    private CloseableHttpAsyncClient client;
+
+    public UpstreamClient(Duration connectTimeout) {
+        this.connectTimeout = connectTimeout;
+    }
+
+    @Override
+    protected void doStart() throws Exception {
+        PoolingAsyncClientConnectionManager pool = PoolingAsyncClientConnectionManagerBuilder.create()
+                .setMaxConnTotal(Defaults.POOL_MAX_TOTAL)
+                .setMaxConnPerRoute(Defaults.POOL_MAX_PER_ROUTE)
+                .setPoolConcurrencyPolicy(PoolConcurrencyPolicy.LAX)
+                .setDefaultConnectionConfig(ConnectionConfig.custom()
+                        .setConnectTimeout(Timeout.of(connectTimeout))
+                        .setValidateAfterInactivity(TimeValue.ofSeconds(2))
+                        .setTimeToLive(TimeValue.ofMinutes(5))
+                        .build())
+                .setDefaultTlsConfig(TlsConfig.custom().setVersionPolicy(HttpVersionPolicy.FORCE_HTTP_1).build())
+                .build();
+        client = HttpAsyncClients.custom()
+                .setConnectionManager(pool)
+                .setHttp1Config(Http1Config.custom().setInitialWindowSize(INITIAL_WINDOW).build())
+                .setIOReactorConfig(IOReactorConfig.custom()
+                        .setIoThreadCount(Math.max(2, Runtime.getRuntime().availableProcessors()))
+                        .setTcpNoDelay(true)
+                        .build())
+                .disableAutomaticRetries()
+                .disableCookieManagement()
+                .disableAuthCaching()
+                .setUserAgent(USER_AGENT)
+                .build();
+        client.start();
+    }
+
+    @Override
+    protected void doStop() throws Exception {
+        CloseableHttpAsyncClient c = client;
+        client = null;
+        if (c != null) {
+            c.initiateShutdown();
+            c.awaitShutdown(TimeValue.ofSeconds(2));
+            c.close(CloseMode.IMMEDIATE);
+        }
+    }
+
+    /** GETs a small resource, reading at most {@code maxBytes} of a 200 answer. */
+    public Future<Fetched> fetch(URI uri, int maxBytes, Duration timeout, FutureCallback<Fetched> callback) {
+        AsyncRequestProducer request = AsyncRequestBuilder.get(uri).build();
+        return running().execute(request, new BoundedBodyConsumer(maxBytes), null, context(timeout), callback);
+    }
+
+    /**
+     * Starts a streamed exchange; the body flows into {@code consumer} under its flow control.
+     *
+     * @param headers end-to-end request headers to forward
+     * @param idleTimeout how long the exchange may see no data before it fails
+     */
+    public Future<Void> stream(URI uri, boolean head, Map<String, String> headers, Duration idleTimeout,
+            StreamingConsumer consumer, FutureCallback<Void> callback) {
+        AsyncRequestBuilder builder = head ? AsyncRequestBuilder.head(uri) : AsyncRequestBuilder.get(uri);
+        headers.forEach(builder::addHeader);
+        return running().execute(builder.build(), consumer, null, context(idleTimeout), callback);
+    }
+
+    /** A consumer whose window settings match this client's. */
+    public StreamingConsumer streamingConsumer(StreamingConsumer.Sink sink) {
+        return new StreamingConsumer(sink, INITIAL_WINDOW, Defaults.STREAM_WINDOW_BYTES);
+    }
+
+    private CloseableHttpAsyncClient running() {
+        CloseableHttpAsyncClient c = client;
+        if (c == null) throw new IllegalStateException("upstream client is not started");
+        return c;
+    }
+
+    private static HttpClientContext context(Duration timeout) {
+        HttpClientContext context = HttpClientContext.create();
+        context.setRequestConfig(RequestConfig.custom()
+                .setResponseTimeout(Timeout.of(timeout))
+                .setConnectionRequestTimeout(Timeout.of(timeout))
+                .build());
+        return context;
+    }
+}

@@ -1,0 +1,309 @@
+package dev.ncro.testing;
+
+import java.io.IOException;
+import java.net.URI;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import org.eclipse.jetty.http.HttpHeader;
+import org.eclipse.jetty.http.HttpStatus;
+import org.eclipse.jetty.io.Content;
+import org.eclipse.jetty.server.Handler;
+import org.eclipse.jetty.server.Request;
+import org.eclipse.jetty.server.Response;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.ServerConnector;
+import org.eclipse.jetty.util.Callback;
+import org.eclipse.jetty.util.IteratingCallback;
+
+/**
+ * A scriptable binary cache: a real Jetty server on 127.0.0.1, port 0, serving files from
+ * memory, from a directory (as {@code nix copy --to file://} writes it) or generated on the
+ * fly (for NARs larger than memory). Each path can be scripted to answer a status, hang, or
+ * reset the connection after some bytes; a delay can be set for the whole cache. Every request
+ * is logged, so tests check what the upstream actually received.
+ */
+public final class FakeCache implements AutoCloseable {
+    /** What the cache received. */
+    public record Logged(String method, String target, Map<String, String> headers) {
+        public String path() {
+            int q = target.indexOf('?');
+            return q < 0 ? target : target.substring(0, q);
+        }
+    }
+
+    private sealed interface Script permits Status, Hang, ResetAfter {}
+    private record Status(int code) implements Script {}
+    private record Hang() implements Script {}
+    private record ResetAfter(long bytes) implements Script {}
+
+    /** Generated bodies repeat this pattern: byte {@code i} of a body is {@code PATTERN[i % CHUNK]}. */
+    public static final int CHUNK = 64 * 1024;
+    public static final byte[] PATTERN = new byte[CHUNK];
+
+    static {
+        for (int i = 0; i < CHUNK; i++) PATTERN[i] = (byte) (i * 31 + 7);
+    }
+
+    private final Server server;
+    private final ServerConnector connector;
+    private final Map<String, byte[]> files = new ConcurrentHashMap<>();
+    private final Map<String, Long> generated = new ConcurrentHashMap<>();
+    private final Map<String, Script> scripts = new ConcurrentHashMap<>();
+    private final List<Logged> log = new CopyOnWriteArrayList<>();
+    private final List<Callback> hanging = new CopyOnWriteArrayList<>();
+    private volatile Path directory;
+    private volatile Duration delay = Duration.ZERO;
+
+    private FakeCache() {
+        server = new Server();
+        connector = new ServerConnector(server, 1, 1);
+        connector.setHost("127.0.0.1");
+        connector.setPort(0);
+        server.addConnector(connector);
+        server.setHandler(new Handler.Abstract() {
+            @Override
+            public boolean handle(Request request, Response response, Callback callback) {
+                FakeCache.this.handle(request, response, callback);
+                return true;
+            }
+        });
+    }
+
+    public static FakeCache start() {
+        FakeCache cache = new FakeCache();
+        try {
+            cache.server.start();
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot start fake cache", e);
+        }
+        return cache;
+    }
+
+    public URI uri() {
+        return URI.create("http://127.0.0.1:" + connector.getLocalPort());
+    }
+
+    public int port() {
+        return connector.getLocalPort();
+    }
+
+    /** @param path absolute request path such as {@code /abc.narinfo} */
+    public FakeCache put(String path, byte[] body) {
+        files.put(path, body);
+        return this;
+    }
+
+    public FakeCache put(String path, String body) {
+        return put(path, body.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** A body of {@code size} bytes of a fixed pattern, generated as it is sent. */
+    public FakeCache putGenerated(String path, long size) {
+        generated.put(path, size);
+        return this;
+    }
+
+    /** Serves files below {@code dir} (a binary cache written by {@code nix copy}). */
+    public FakeCache serveDirectory(Path dir) {
+        directory = dir;
+        return this;
+    }
+
+    public FakeCache delay(Duration d) {
+        delay = d;
+        return this;
+    }
+
+    public FakeCache status(String path, int code) {
+        scripts.put(path, new Status(code));
+        return this;
+    }
+
+    public FakeCache hang(String path) {
+        scripts.put(path, new Hang());
+        return this;
+    }
+
+    /** Sends the head and the first {@code bytes} bytes, then aborts the connection. */
+    public FakeCache resetAfter(String path, long bytes) {
+        scripts.put(path, new ResetAfter(bytes));
+        return this;
+    }
+
+    public FakeCache clearScripts() {
+        scripts.clear();
+        return this;
+    }
+
+    public List<Logged> requests() {
+        return List.copyOf(log);
+    }
+
+    public long count(String path) {
+        return log.stream().filter(l -> l.path().equals(path)).count();
+    }
+
+    public void clearLog() {
+        log.clear();
+    }
+
+    /** Requests still hanging, not answered. */
+    public int hangingCount() {
+        return hanging.size();
+    }
+
+    @Override
+    public void close() {
+        hanging.forEach(cb -> cb.failed(new IOException("fake cache stopping")));
+        try {
+            server.stop();
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private void handle(Request request, Response response, Callback callback) {
+        Map<String, String> headers = new ConcurrentHashMap<>();
+        request.getHeaders().forEach(f -> headers.put(f.getName().toLowerCase(java.util.Locale.ROOT), f.getValue()));
+        String target = request.getHttpURI().getPathQuery();
+        log.add(new Logged(request.getMethod(), target, headers));
+        Duration d = delay;
+        if (d.isZero()) {
+            respond(request, response, callback);
+        } else {
+            server.getScheduler().schedule(() -> respond(request, response, callback), d.toNanos(), TimeUnit.NANOSECONDS);
+        }
+    }
+
+    private void respond(Request request, Response response, Callback callback) {
+        String path = request.getHttpURI().getPath();
+        Script script = scripts.get(path);
+        if (script instanceof Hang) {
+            hanging.add(callback);
+            return;
+        }
+        if (script instanceof Status s) {
+            response.setStatus(s.code());
+            Content.Sink.write(response, true, "scripted " + s.code() + "\n", callback);
+            return;
+        }
+        boolean head = request.getMethod().equals("HEAD");
+        Long size = generated.get(path);
+        byte[] body = size == null ? file(path) : null;
+        if (size == null && body == null) {
+            response.setStatus(HttpStatus.NOT_FOUND_404);
+            Content.Sink.write(response, true, "not found\n", callback);
+            return;
+        }
+        long total = size != null ? size : body.length;
+        long from = 0;
+        long to = total;
+        String range = request.getHeaders().get(HttpHeader.RANGE);
+        if (range != null && range.startsWith("bytes=") && range.endsWith("-")) {
+            from = Long.parseLong(range.substring(6, range.length() - 1));
+            if (from >= total) {
+                response.setStatus(416);
+                response.getHeaders().put(HttpHeader.CONTENT_RANGE, "bytes */" + total);
+                callback.succeeded();
+                return;
+            }
+            response.setStatus(206);
+            response.getHeaders().put(HttpHeader.CONTENT_RANGE, "bytes " + from + "-" + (total - 1) + "/" + total);
+        }
+        response.getHeaders().put(HttpHeader.CONTENT_TYPE, path.endsWith(".narinfo") ? "text/x-nix-narinfo" : "application/x-nix-nar");
+        response.getHeaders().put(HttpHeader.ACCEPT_RANGES, "bytes");
+        response.getHeaders().put(HttpHeader.ETAG, "\"" + Long.toHexString(total) + "\"");
+        response.getHeaders().put("Set-Cookie", "upstream=secret");
+        response.getHeaders().put(HttpHeader.CONTENT_LENGTH, to - from);
+        if (head) {
+            callback.succeeded();
+            return;
+        }
+        long resetAt = script instanceof ResetAfter r ? r.bytes() : -1;
+        new Writer(response, callback, body, from, to, resetAt).iterate();
+    }
+
+    private byte[] file(String path) {
+        byte[] body = files.get(path);
+        Path dir = directory;
+        if (body == null && dir != null && !path.contains("..")) {
+            Path p = dir.resolve(path.substring(1));
+            if (Files.isRegularFile(p)) {
+                try {
+                    body = Files.readAllBytes(p);
+                } catch (IOException e) {
+                    return null;
+                }
+            }
+        }
+        return body;
+    }
+
+    /** Writes [from, to) in 64 KiB chunks, from memory or generated; optionally resets. */
+    private static final class Writer extends IteratingCallback {
+        private final Response response;
+        private final Callback callback;
+        private final byte[] body;
+        private final long to;
+        private final long resetAt;
+        private final ByteBuffer pattern;
+        private long position;
+        private boolean done;
+
+        Writer(Response response, Callback callback, byte[] body, long from, long to, long resetAt) {
+            this.response = response;
+            this.callback = callback;
+            this.body = body;
+            this.position = from;
+            this.to = to;
+            this.resetAt = resetAt;
+            this.pattern = ByteBuffer.wrap(PATTERN).asReadOnlyBuffer();
+        }
+
+        @Override
+        protected Action process() {
+            if (done) {
+                callback.succeeded();
+                return Action.SUCCEEDED;
+            }
+            if (resetAt >= 0 && position >= resetAt) {
+                callback.failed(new IOException("scripted reset"));
+                return Action.SUCCEEDED;
+            }
+            if (position >= to) {
+                done = true;
+                response.write(true, null, this);
+                return Action.SCHEDULED;
+            }
+            long end = Math.min(to, position + CHUNK);
+            if (resetAt >= 0) end = Math.min(end, resetAt);
+            ByteBuffer chunk;
+            if (body != null) {
+                chunk = ByteBuffer.wrap(body, (int) position, (int) (end - position));
+            } else {
+                int offset = (int) (position % CHUNK);
+                int n = (int) Math.min(end - position, CHUNK - offset);
+                chunk = pattern.duplicate().position(offset).limit(offset + n).slice();
+            }
+            position += chunk.remaining();
+            response.write(false, chunk, this);
+            return Action.SCHEDULED;
+        }
+
+        @Override
+        protected void onCompleteSuccess() {}
+
+        @Override
+        protected void onCompleteFailure(Throwable cause) {
+            callback.failed(cause);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+package dev.ncro.web;
+
+import dev.ncro.api.NcroService;
+import jakarta.servlet.AsyncContext;
+import jakarta.servlet.AsyncEvent;
+import jakarta.servlet.AsyncListener;
+import jakarta.servlet.FilterChain;
+import jakarta.servlet.FilterConfig;
+import jakarta.servlet.ServletException;
+import jakarta.servlet.http.HttpFilter;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.regex.Pattern;
+
+/**
+ * The front door: every request is classified here, cheapest and hottest first.
+ * <ol>
+ *   <li>methods other than GET and HEAD: 405;</li>
+ *   <li>{@code /<hash>.narinfo} with a 32-character nix32 hash: answered here, asynchronously,
+ *       from the engine's race;</li>
+ *   <li>{@code /nix-cache-info}: answered here from the configuration;</li>
+ *   <li>{@code /nar/...}: passed to the NAR servlet;</li>
+ *   <li>anything else: 404, without touching an upstream.</li>
+ * </ol>
+ */
+public final class NcroFilter extends HttpFilter {
+    private static final long serialVersionUID = 1L;
+
+    /** Nix's base-32 alphabet: no e, o, u, t. */
+    static final Pattern NARINFO = Pattern.compile("/([0-9abcdfghijklmnpqrsvwxyz]{32})\\.narinfo");
+    /** Safety net only: the engine answers within its race deadline. */
+    private static final long NARINFO_ASYNC_TIMEOUT_MS = 120_000;
+
+    private transient NcroService ncro;
+
+    @Override
+    public void init(FilterConfig config) throws ServletException {
+        super.init(config);
+        ncro = Services.lookup(config.getServletContext());
+    }
+
+    @Override
+    protected void doFilter(HttpServletRequest request, HttpServletResponse response, FilterChain chain)
+            throws IOException, ServletException {
+        String method = request.getMethod();
+        boolean head = "HEAD".equals(method);
+        if (!head && !"GET".equals(method)) {
+            response.setHeader("Allow", "GET, HEAD");
+            plain(response, 405, "method " + method + " is not allowed; ncro answers GET and HEAD");
+            return;
+        }
+        String path = request.getRequestURI().substring(request.getContextPath().length());
+        var narinfo = NARINFO.matcher(path);
+        if (narinfo.matches()) {
+            if (request.getQueryString() != null) {
+                plain(response, 400, "a narinfo request takes no query string");
+                return;
+            }
+            narinfo(request, narinfo.group(1), head);
+        } else if (path.equals("/nix-cache-info")) {
+            byte[] body = ncro.cacheInfo().getBytes(StandardCharsets.UTF_8);
+            response.setContentType("text/x-nix-cache-info");
+            response.setContentLength(body.length);
+            if (!head) response.getOutputStream().write(body);
+        } else if (path.startsWith("/nar/") && path.length() > 5) {
+            chain.doFilter(request, response);
+        } else {
+            plain(response, 404, "not a binary cache path: " + path);
+        }
+    }
+
+    private void narinfo(HttpServletRequest request, String hash, boolean head) {
+        AsyncContext async = request.startAsync();
+        async.setTimeout(NARINFO_ASYNC_TIMEOUT_MS);
+        AtomicBoolean answered = new AtomicBoolean();
+        async.addListener(new AsyncListener() {
+            @Override
+            public void onTimeout(AsyncEvent event) {
+                if (answered.compareAndSet(false, true)) {
+                    SmallResponse.sendText(async, 504, "narinfo lookup for " + hash + " timed out", head);
+                }
+            }
+
+            @Override
+            public void onComplete(AsyncEvent event) {}
+
+            @Override
+            public void onError(AsyncEvent event) {}
+
+            @Override
+            public void onStartAsync(AsyncEvent event) {}
+        });
+        ncro.narinfo(hash).whenComplete((answer, failure) -> {
+            if (!answered.compareAndSet(false, true)) return;
+            if (failure != null) {
+                SmallResponse.sendText(async, 502, "narinfo lookup for " + hash + " failed: " + failure, head);
+            } else {
+                String type = answer.found() ? "text/x-nix-narinfo" : SmallResponse.TEXT;
+                SmallResponse.send(async, answer.status(), type, answer.body(), head);
+            }
+        });
+    }
+
+    static void plain(HttpServletResponse response, int status, String text) throws IOException {
+        byte[] body = (text + "\n").getBytes(StandardCharsets.UTF_8);
+        response.setStatus(status);
+        response.setContentType(SmallResponse.TEXT);
+        response.setContentLength(body.length);
+        response.getOutputStream().write(body);
+    }
+}
