@@ -59,6 +59,8 @@ public final class FakeCache implements AutoCloseable {
     private final Map<String, Script> scripts = new ConcurrentHashMap<>();
     private final List<Logged> log = new CopyOnWriteArrayList<>();
     private final List<Callback> hanging = new CopyOnWriteArrayList<>();
+    private final java.util.Set<String> chunked = ConcurrentHashMap.newKeySet();
+    private final java.util.concurrent.Semaphore abortedWrites = new java.util.concurrent.Semaphore(0);
     private volatile Path directory;
     private volatile Duration delay = Duration.ZERO;
 
@@ -136,6 +138,20 @@ public final class FakeCache implements AutoCloseable {
     public FakeCache resetAfter(String path, long bytes) {
         scripts.put(path, new ResetAfter(bytes));
         return this;
+    }
+
+    /** Sends this path without Content-Length (chunked), as some caches do. */
+    public FakeCache chunked(String path) {
+        chunked.add(path);
+        return this;
+    }
+
+    /**
+     * Waits until a response body could not be written because the peer (ncro) went away.
+     * Event-driven: returns as soon as the failed write happens, false after {@code max}.
+     */
+    public boolean awaitAbortedWrite(Duration max) throws InterruptedException {
+        return abortedWrites.tryAcquire(max.toMillis(), TimeUnit.MILLISECONDS);
     }
 
     public FakeCache clearScripts() {
@@ -222,13 +238,13 @@ public final class FakeCache implements AutoCloseable {
         response.getHeaders().put(HttpHeader.ACCEPT_RANGES, "bytes");
         response.getHeaders().put(HttpHeader.ETAG, "\"" + Long.toHexString(total) + "\"");
         response.getHeaders().put("Set-Cookie", "upstream=secret");
-        response.getHeaders().put(HttpHeader.CONTENT_LENGTH, to - from);
+        if (!chunked.contains(path)) response.getHeaders().put(HttpHeader.CONTENT_LENGTH, to - from);
         if (head) {
             callback.succeeded();
             return;
         }
         long resetAt = script instanceof ResetAfter r ? r.bytes() : -1;
-        new Writer(response, callback, body, from, to, resetAt).iterate();
+        new Writer(response, callback, body, from, to, resetAt, abortedWrites).iterate();
     }
 
     private byte[] file(String path) {
@@ -258,7 +274,11 @@ public final class FakeCache implements AutoCloseable {
         private long position;
         private boolean done;
 
-        Writer(Response response, Callback callback, byte[] body, long from, long to, long resetAt) {
+        private final java.util.concurrent.Semaphore aborted;
+
+        Writer(Response response, Callback callback, byte[] body, long from, long to, long resetAt,
+                java.util.concurrent.Semaphore aborted) {
+            this.aborted = aborted;
             this.response = response;
             this.callback = callback;
             this.body = body;
@@ -303,6 +323,7 @@ public final class FakeCache implements AutoCloseable {
 
         @Override
         protected void onCompleteFailure(Throwable cause) {
+            aborted.release();
             callback.failed(cause);
         }
     }

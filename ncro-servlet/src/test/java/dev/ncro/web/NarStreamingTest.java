@@ -1,0 +1,219 @@
+package dev.ncro.web;
+
+import static dev.ncro.testing.Narinfos.hash;
+import static dev.ncro.testing.Narinfos.narinfo;
+import static dev.ncro.web.NcroUnderTest.config;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ncro.testing.FakeCache;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.Socket;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/** NAR requests through the real servlet, engine and HTTP client against real upstreams. */
+class NarStreamingTest {
+    private final FakeCache a = FakeCache.start();
+    private final FakeCache b = FakeCache.start();
+    private NcroUnderTest ncro;
+
+    @AfterEach
+    void stop() throws Exception {
+        if (ncro != null) ncro.close();
+        a.close();
+        b.close();
+    }
+
+    private static byte[] bytes(String s) {
+        return s.getBytes(StandardCharsets.UTF_8);
+    }
+
+    /** Both caches hold the narinfo and a NAR at the same URL, with different bytes. */
+    private String twoCachesWithDifferentNars(String url) {
+        String h = hash(20);
+        a.put("/" + h + ".narinfo", narinfo(h, "p", url, 7));
+        b.delay(Duration.ofMillis(200)).put("/" + h + ".narinfo", narinfo(h, "p", url, 7));
+        a.put("/" + url, bytes("A-bytes"));
+        b.put("/" + url, bytes("B-bytes"));
+        return h;
+    }
+
+    @Test
+    void nar_comesFromTheUpstreamThatServedTheNarinfo() throws Exception {
+        String h = twoCachesWithDifferentNars("nar/abc.nar.xz");
+        ncro = NcroUnderTest.start(config(null, b.uri(), 10, a.uri(), 10));
+        assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+
+        HttpResponse<byte[]> r = ncro.get("/nar/abc.nar.xz");
+
+        assertEquals(200, r.statusCode());
+        assertEquals("A-bytes", new String(r.body(), StandardCharsets.UTF_8));
+        assertEquals(0, b.count("/nar/abc.nar.xz"));
+    }
+
+    @Test
+    void pinnedUpstreamWithoutTheNar_fallsThroughToTheOthers() throws Exception {
+        String h = hash(21);
+        a.put("/" + h + ".narinfo", narinfo(h, "p", "nar/only-b.nar", 7));
+        b.put("/nar/only-b.nar", bytes("B-bytes"));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 20));
+        ncro.get("/" + h + ".narinfo");
+
+        HttpResponse<byte[]> r = ncro.get("/nar/only-b.nar");
+
+        assertEquals(200, r.statusCode());
+        assertEquals("B-bytes", new String(r.body(), StandardCharsets.UTF_8));
+        assertEquals(1, a.count("/nar/only-b.nar"));
+    }
+
+    @Test
+    void pinnedUpstreamFailing_is502_andNoOtherCacheIsAsked() throws Exception {
+        String h = twoCachesWithDifferentNars("nar/pinned.nar");
+        a.status("/nar/pinned.nar", 503);
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10));
+        ncro.get("/" + h + ".narinfo");
+
+        assertEquals(502, ncro.get("/nar/pinned.nar").statusCode());
+        assertEquals(0, b.count("/nar/pinned.nar"));
+    }
+
+    @Test
+    void unknownNar_triesUpstreamsInPreferenceOrder() throws Exception {
+        b.put("/nar/unknown.nar", bytes("B-bytes"));
+        ncro = NcroUnderTest.start(config(null, b.uri(), 20, a.uri(), 10));
+
+        HttpResponse<byte[]> r = ncro.get("/nar/unknown.nar");
+
+        assertEquals(200, r.statusCode());
+        assertEquals("B-bytes", new String(r.body(), StandardCharsets.UTF_8));
+        assertTrue(a.requests().get(0).path().equals("/nar/unknown.nar"), "priority 10 first");
+    }
+
+    @Test
+    void unknownNarNowhere_is404_butWithAFailure502() throws Exception {
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 20));
+        assertEquals(404, ncro.get("/nar/nowhere.nar").statusCode());
+
+        b.status("/nar/nowhere.nar", 500);
+        assertEquals(502, ncro.get("/nar/nowhere.nar").statusCode());
+    }
+
+    @Test
+    void pathAndQuery_areForwardedExactly() throws Exception {
+        String url = "nar/1abc.nar?hash=0z9y%2Fq";
+        a.put("/nar/1abc.nar", bytes("nar"));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+
+        HttpResponse<byte[]> r = ncro.get("/" + url);
+
+        assertEquals(200, r.statusCode());
+        assertEquals("/" + url, a.requests().get(0).target());
+    }
+
+    @Test
+    void range_isForwarded_andAnswered206WithContentRange() throws Exception {
+        byte[] nar = new byte[1000];
+        for (int i = 0; i < nar.length; i++) nar[i] = (byte) i;
+        a.put("/nar/r.nar", nar);
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+
+        HttpResponse<byte[]> r = ncro.get("/nar/r.nar", "Range", "bytes=900-");
+
+        assertEquals(206, r.statusCode());
+        assertEquals("bytes 900-999/1000", r.headers().firstValue("content-range").orElseThrow());
+        assertEquals("bytes", r.headers().firstValue("accept-ranges").orElseThrow());
+        assertEquals("100", r.headers().firstValue("content-length").orElseThrow());
+        assertArrayEquals(java.util.Arrays.copyOfRange(nar, 900, 1000), r.body());
+        assertEquals("bytes=900-", a.requests().get(0).headers().get("range"));
+    }
+
+    @Test
+    void endToEndHeadersPass_hopByHopAndCookiesDoNot() throws Exception {
+        a.put("/nar/h.nar", bytes("nar"));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+
+        HttpResponse<byte[]> r = ncro.get("/nar/h.nar");
+
+        assertTrue(r.headers().firstValue("etag").isPresent());
+        assertEquals("application/x-nix-nar", r.headers().firstValue("content-type").orElseThrow());
+        assertFalse(r.headers().firstValue("set-cookie").isPresent());
+    }
+
+    @Test
+    void head_isForwardedAsHead() throws Exception {
+        a.put("/nar/head.nar", new byte[12345]);
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+
+        HttpResponse<byte[]> r = ncro.send("HEAD", "/nar/head.nar");
+
+        assertEquals(200, r.statusCode());
+        assertEquals("12345", r.headers().firstValue("content-length").orElseThrow());
+        assertEquals("HEAD", a.requests().get(0).method());
+    }
+
+    @Test
+    void largeNar_arrivesByteForByte() throws Exception {
+        long size = 48L * 1024 * 1024 + 123;
+        a.putGenerated("/nar/big.nar", size);
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+
+        HttpResponse<InputStream> r = ncro.http.send(java.net.http.HttpRequest.newBuilder(ncro.uri("/nar/big.nar")).build(),
+                HttpResponse.BodyHandlers.ofInputStream());
+        long n = 0;
+        try (InputStream in = r.body()) {
+            byte[] buf = new byte[65536];
+            for (int k; (k = in.read(buf)) > 0; ) {
+                for (int i = 0; i < k; i++) {
+                    if (buf[i] != FakeCache.PATTERN[(int) ((n + i) % FakeCache.CHUNK)]) throw new AssertionError("byte " + (n + i) + " differs");
+                }
+                n += k;
+            }
+        }
+        assertEquals(size, n);
+    }
+
+    @Test
+    void upstreamResetMidBody_withLength_abortsTheClient() throws Exception {
+        a.putGenerated("/nar/reset.nar", 4 * 1024 * 1024).resetAfter("/nar/reset.nar", 1024 * 1024);
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+
+        assertThrows(IOException.class, () -> ncro.get("/nar/reset.nar"));
+    }
+
+    @Test
+    void upstreamResetMidBody_chunked_neverEndsTheBodyCleanly() throws Exception {
+        a.putGenerated("/nar/reset.nar", 4 * 1024 * 1024).chunked("/nar/reset.nar").resetAfter("/nar/reset.nar", 1024 * 1024);
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+
+        assertThrows(IOException.class, () -> ncro.get("/nar/reset.nar"));
+    }
+
+    @Test
+    void clientDisconnect_cancelsTheUpstreamExchange_andFreesTheConnection() throws Exception {
+        a.putGenerated("/nar/huge.nar", 1L << 32);
+        a.put("/nar/small.nar", bytes("ok"));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+
+        try (Socket s = new Socket("127.0.0.1", ncro.port())) {
+            OutputStream out = s.getOutputStream();
+            out.write("GET /nar/huge.nar HTTP/1.1\r\nHost: x\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+            out.flush();
+            InputStream in = s.getInputStream();
+            byte[] buf = new byte[65536];
+            long read = 0;
+            while (read < 4 * 1024 * 1024) read += in.read(buf);
+        }
+
+        assertTrue(a.awaitAbortedWrite(Duration.ofSeconds(20)), "the upstream saw ncro hang up");
+        assertEquals(200, ncro.get("/nar/small.nar").statusCode());
+    }
+}

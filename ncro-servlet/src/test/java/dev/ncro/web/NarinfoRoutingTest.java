@@ -1,0 +1,221 @@
+package dev.ncro.web;
+
+import static dev.ncro.testing.Narinfos.hash;
+import static dev.ncro.testing.Narinfos.narinfo;
+import static dev.ncro.web.NcroUnderTest.config;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ncro.testing.FakeCache;
+import java.net.ServerSocket;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/** Narinfo lookups through the real filter, engine and HTTP client against real upstreams. */
+class NarinfoRoutingTest {
+    private final FakeCache a = FakeCache.start();
+    private final FakeCache b = FakeCache.start();
+    private final FakeCache c = FakeCache.start();
+    private NcroUnderTest ncro;
+
+    @AfterEach
+    void stop() throws Exception {
+        if (ncro != null) ncro.close();
+        a.close();
+        b.close();
+        c.close();
+    }
+
+    private static String body(HttpResponse<byte[]> r) {
+        return new String(r.body(), StandardCharsets.UTF_8);
+    }
+
+    @Test
+    void race_answersWithTheFastestUpstreamsNarinfo() throws Exception {
+        String h = hash(1);
+        a.delay(Duration.ofMillis(300)).put("/" + h + ".narinfo", narinfo(h, "slow", "nar/slow.nar", 1));
+        b.delay(Duration.ofMillis(20)).put("/" + h + ".narinfo", narinfo(h, "fast", "nar/fast.nar", 1));
+        c.delay(Duration.ofMillis(150)).put("/" + h + ".narinfo", narinfo(h, "mid", "nar/mid.nar", 1));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10, c.uri(), 10));
+
+        HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
+
+        assertEquals(200, r.statusCode());
+        assertEquals(narinfo(h, "fast", "nar/fast.nar", 1), body(r));
+        assertEquals("text/x-nix-narinfo", r.headers().firstValue("content-type").orElseThrow());
+        assertEquals(1, a.count("/" + h + ".narinfo"), "every tier member is raced");
+        assertEquals("GET", b.requests().get(0).method(), "the race GETs: one round trip to the winner");
+    }
+
+    @Test
+    void lowerPriorityTierWins_evenWhenSlower_andNextTierIsNotAsked() throws Exception {
+        String h = hash(2);
+        a.delay(Duration.ofMillis(150)).put("/" + h + ".narinfo", narinfo(h, "first-tier", "nar/a.nar", 1));
+        b.put("/" + h + ".narinfo", narinfo(h, "second-tier", "nar/b.nar", 1));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 20));
+
+        HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
+
+        assertEquals(200, r.statusCode());
+        assertTrue(body(r).contains("first-tier"));
+        assertEquals(0, b.requests().size());
+    }
+
+    @Test
+    void missInFirstTier_fallsToNextTier() throws Exception {
+        String h = hash(3);
+        b.put("/" + h + ".narinfo", narinfo(h, "second", "nar/b.nar", 1));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 20));
+
+        HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
+
+        assertEquals(200, r.statusCode());
+        assertTrue(body(r).contains("second"));
+        assertEquals(1, a.count("/" + h + ".narinfo"));
+    }
+
+    @Test
+    void everyUpstreamNotFound_is404() throws Exception {
+        String h = hash(4);
+        b.status("/" + h + ".narinfo", 410);
+        c.status("/" + h + ".narinfo", 403);
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10, c.uri(), 20));
+
+        assertEquals(404, ncro.get("/" + h + ".narinfo").statusCode());
+    }
+
+    @Test
+    void oneUpstreamFailedAndNoneHadIt_is502_never404() throws Exception {
+        String h = hash(5);
+        b.status("/" + h + ".narinfo", 500);
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 20));
+
+        HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
+
+        assertEquals(502, r.statusCode());
+        assertTrue(body(r).contains(b.uri().toString()), "the error names the failing upstream: " + body(r));
+    }
+
+    @Test
+    void refusedConnection_is502() throws Exception {
+        int closedPort;
+        try (ServerSocket s = new ServerSocket(0)) {
+            closedPort = s.getLocalPort();
+        }
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10, "http://127.0.0.1:" + closedPort, 10));
+
+        assertEquals(502, ncro.get("/" + hash(6) + ".narinfo").statusCode());
+    }
+
+    @Test
+    void hangingUpstream_answers504AtTheDeadline_andOthersStillCount() throws Exception {
+        String h = hash(7);
+        a.hang("/" + h + ".narinfo");
+        ncro = NcroUnderTest.start(config("race_deadline: 300ms", a.uri(), 10, b.uri(), 10));
+
+        HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
+
+        assertEquals(504, r.statusCode());
+        assertTrue(body(r).contains("300ms"), body(r));
+    }
+
+    @Test
+    void hangingSlowUpstream_doesNotDelayAFasterHit() throws Exception {
+        String h = hash(8);
+        a.hang("/" + h + ".narinfo");
+        b.put("/" + h + ".narinfo", narinfo(h, "b", "nar/b.nar", 1));
+        ncro = NcroUnderTest.start(config("race_deadline: 30s", a.uri(), 10, b.uri(), 10));
+
+        HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
+
+        assertEquals(200, r.statusCode());
+    }
+
+    @Test
+    void invalidNarinfoFromTheFastest_losesToAnHonestSlowerOne() throws Exception {
+        String h = hash(9);
+        a.put("/" + h + ".narinfo", narinfo(hash(10), "wrong-path", "nar/x.nar", 1));
+        b.delay(Duration.ofMillis(100)).put("/" + h + ".narinfo", narinfo(h, "honest", "nar/y.nar", 1));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10));
+
+        HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
+
+        assertEquals(200, r.statusCode());
+        assertTrue(body(r).contains("honest"));
+    }
+
+    @Test
+    void onlyAnInvalidNarinfo_is502_not404() throws Exception {
+        String h = hash(11);
+        a.put("/" + h + ".narinfo", "this is not a narinfo");
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+
+        assertEquals(502, ncro.get("/" + h + ".narinfo").statusCode());
+    }
+
+    @Test
+    void oversizedNarinfo_failsThatUpstream() throws Exception {
+        String h = hash(12);
+        a.put("/" + h + ".narinfo", "X".repeat(65 * 1024));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+
+        assertEquals(502, ncro.get("/" + h + ".narinfo").statusCode());
+    }
+
+    @Test
+    void head_answersHeadersWithoutBody() throws Exception {
+        String h = hash(13);
+        String info = narinfo(h, "x", "nar/x.nar", 1);
+        a.put("/" + h + ".narinfo", info);
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+
+        HttpResponse<byte[]> r = ncro.send("HEAD", "/" + h + ".narinfo");
+
+        assertEquals(200, r.statusCode());
+        assertEquals(String.valueOf(info.length()), r.headers().firstValue("content-length").orElseThrow());
+        assertEquals(0, r.body().length);
+    }
+
+    @Test
+    void cacheInfo_isAnsweredLocally() throws Exception {
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10) + "server:\n  cache_priority: 35\n");
+
+        HttpResponse<byte[]> r = ncro.get("/nix-cache-info");
+
+        assertEquals(200, r.statusCode());
+        assertEquals("StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 35\n", body(r));
+        assertEquals(0, a.requests().size());
+    }
+
+    @Test
+    void otherMethods_are405_andOtherPaths404_withoutTouchingUpstreams() throws Exception {
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+
+        HttpResponse<byte[]> post = ncro.send("POST", "/" + hash(14) + ".narinfo");
+        assertEquals(405, post.statusCode());
+        assertEquals("GET, HEAD", post.headers().firstValue("allow").orElseThrow());
+        assertEquals(405, ncro.send("PUT", "/nar/x.nar").statusCode());
+        assertEquals(404, ncro.get("/index.html").statusCode());
+        assertEquals(404, ncro.get("/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee.narinfo").statusCode(), "e is not nix32");
+        assertEquals(404, ncro.get("/" + hash(14).substring(1) + ".narinfo").statusCode(), "31 characters");
+        assertEquals(404, ncro.get("/nar/").statusCode());
+        assertEquals(0, a.requests().size());
+    }
+
+    @Test
+    void concurrentLookups_allAnswered() throws Exception {
+        for (int i = 0; i < 50; i++) a.put("/" + hash(100 + i) + ".narinfo", narinfo(hash(100 + i), "p" + i, "nar/p" + i + ".nar", 1));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10));
+
+        var futures = new java.util.ArrayList<java.util.concurrent.CompletableFuture<HttpResponse<byte[]>>>();
+        for (int i = 0; i < 50; i++) {
+            futures.add(ncro.http.sendAsync(HttpRequest.newBuilder(ncro.uri("/" + hash(100 + i) + ".narinfo")).build(),
+                    HttpResponse.BodyHandlers.ofByteArray()));
+        }
+        for (var f : futures) assertEquals(200, f.get().statusCode());
+    }
+}
