@@ -1,0 +1,152 @@
+package dev.ncro.config;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ConfigLoaderTest {
+    @TempDir
+    Path dir;
+
+    private ConfigLoader.Loaded load(String yaml, Map<String, String> env) throws Exception {
+        Path file = dir.resolve("ncro.yaml");
+        Files.writeString(file, yaml);
+        java.util.HashMap<String, String> all = new java.util.HashMap<>(env);
+        all.put("NCRO_CONFIG", file.toString());
+        return ConfigLoader.load(all, null);
+    }
+
+    private String error(String yaml) {
+        return assertThrows(ConfigException.class, () -> load(yaml, Map.of())).getMessage();
+    }
+
+    @Test
+    void embeddedDefault_isCacheNixosOrgOnPort8080() {
+        NcroConfig c = ConfigLoader.load(Map.of(), null).config();
+
+        assertEquals(URI.create("https://cache.nixos.org"), c.upstreams().get(0).url());
+        assertEquals(10, c.upstreams().get(0).priority());
+        assertEquals(new Listen(null, 8080), c.server().listen());
+        assertEquals(30, c.server().cachePriority());
+        assertEquals(Defaults.RACE_DEADLINE, c.cache().raceDeadline());
+        assertEquals(Defaults.TTL, c.cache().ttl());
+    }
+
+    @Test
+    void fullReferenceSchema_isAccepted() throws Exception {
+        NcroConfig c = load("""
+                server:
+                  listen: "127.0.0.1:9000"
+                  read_timeout: 10s
+                  write_timeout: 2m
+                  cache_priority: 25
+                upstreams:
+                  - url: https://a.example/cache/
+                    priority: 5
+                  - url: http://b.example
+                cache:
+                  db_path: /tmp/x.db
+                  max_entries: 10
+                  ttl: 1h30m
+                  negative_ttl: 10m
+                  latency_alpha: 0.5
+                  race_deadline: 750ms
+                  mass_query:
+                    max_concurrent_races: 4
+                    per_upstream_max_inflight: 2
+                    in_memory_negative_ttl: 5s
+                    upstream_cooldown: 15s
+                logging:
+                  level: debug
+                  format: json
+                discovery:
+                  enabled: false
+                  service: _nix-serve._tcp
+                  domain: local
+                  priority: 20
+                mesh:
+                  enabled: false
+                  bind_addr: 0.0.0.0:7946
+                  peers: [{addr: "10.0.0.1:7946", public_key: "ab"}]
+                  private_key: ""
+                  gossip_interval: 30s
+                """, Map.of()).config();
+
+        assertEquals(new Listen("127.0.0.1", 9000), c.server().listen());
+        assertEquals(Duration.ofMinutes(90), c.cache().ttl());
+        assertEquals(Duration.ofMillis(750), c.cache().raceDeadline());
+        assertEquals(Defaults.UPSTREAM_PRIORITY, c.upstreams().get(1).priority());
+        assertEquals("json", c.logging().format());
+    }
+
+    @Test
+    void unknownKey_namesTheKeyAndItsPlace() {
+        String msg = error("upstreams:\n  - url: http://a\n    priorty: 3\n");
+        assertTrue(msg.contains("unknown key 'upstreams[0].priorty'"), msg);
+        assertTrue(msg.contains("priority"), "lists the known keys: " + msg);
+    }
+
+    @Test
+    void invalidValues_nameTheirKeys() {
+        assertTrue(error("upstreams:\n  - url: http://a\n    priority: high\n").contains("upstreams[0].priority"));
+        assertTrue(error("upstreams:\n  - url: http://a\ncache:\n  ttl: soon\n").contains("cache.ttl"));
+        assertTrue(error("upstreams:\n  - url: ftp://a\n").contains("upstreams[0].url"));
+        assertTrue(error("upstreams: []\n").contains("upstreams: at least one"));
+        assertTrue(error("upstreams:\n  - url: http://a\nserver:\n  listen: nowhere\n").contains("server.listen"));
+        assertTrue(error("upstreams:\n  - url: http://a\ncache:\n  latency_alpha: 2\n").contains("cache.latency_alpha"));
+        assertTrue(error("upstreams:\n  - url: http://a\nmesh:\n  enabled: true\n").contains("mesh.enabled"));
+        assertTrue(error("upstreams:\n  - url: http://user:pw@a\n").contains("credentials"));
+    }
+
+    @Test
+    void allProblems_areReportedAtOnce() {
+        String msg = error("upstreams:\n  - url: http://a\n    priority: -1\ncache:\n  max_entries: 0\n");
+        assertTrue(msg.contains("upstreams[0].priority") && msg.contains("cache.max_entries"), msg);
+    }
+
+    @Test
+    void environment_overridesKeys_andBadValuesNameTheVariable() throws Exception {
+        ConfigLoader.Loaded l = load("upstreams:\n  - url: http://a\n",
+                Map.of("NCRO_LISTEN", "[::1]:7000", "NCRO_DB_PATH", "/tmp/y.db", "NCRO_LOG_LEVEL", "WARN"));
+        assertEquals(new Listen("::1", 7000), l.config().server().listen());
+        assertEquals("/tmp/y.db", l.config().cache().dbPath());
+        assertEquals("warn", l.config().logging().level());
+
+        String msg = assertThrows(ConfigException.class,
+                () -> load("upstreams:\n  - url: http://a\n", Map.of("NCRO_LISTEN", "8080"))).getMessage();
+        assertTrue(msg.contains("NCRO_LISTEN"), msg);
+    }
+
+    @Test
+    void missingFile_saysWhichSettingNamedIt() {
+        String msg = assertThrows(ConfigException.class,
+                () -> ConfigLoader.load(Map.of(), dir.resolve("nope.yaml").toString())).getMessage();
+        assertTrue(msg.contains("nope.yaml") && msg.contains("ncro.config"), msg);
+    }
+
+    @Test
+    void listen_allForms() {
+        assertNull(Listen.parse(":8080").host());
+        assertEquals(new Listen("0.0.0.0", 1), Listen.parse("0.0.0.0:1"));
+        assertThrows(IllegalArgumentException.class, () -> Listen.parse("::1:80"));
+        assertThrows(IllegalArgumentException.class, () -> Listen.parse(":70000"));
+    }
+
+    @Test
+    void durations_roundTrip() {
+        assertEquals(Duration.ofMillis(3_723_004), Durations.parse("1h2m3s4ms"));
+        assertEquals("5s", Durations.format(Duration.ofSeconds(5)));
+        assertEquals("300ms", Durations.format(Duration.ofMillis(300)));
+        assertThrows(IllegalArgumentException.class, () -> Durations.parse("5"));
+        assertThrows(IllegalArgumentException.class, () -> Durations.parse("-5s"));
+    }
+}
