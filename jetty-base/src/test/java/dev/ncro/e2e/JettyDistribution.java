@@ -1,0 +1,92 @@
+package dev.ncro.e2e;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The real thing: the stock jetty-home unpacked by the build, running the jetty-base this
+ * project assembles, as its own JVM, the way an operator starts it. Readiness is the log line
+ * Jetty prints when the server has started, not a timer.
+ */
+final class JettyDistribution implements AutoCloseable {
+    static final Path HOME = Path.of(System.getProperty("ncro.jetty.home", "target/jetty-home"));
+    static final Path BASE = Path.of(System.getProperty("ncro.jetty.base", "target/jetty-base"));
+
+    final int port;
+    private final Process process;
+    private final List<String> log = new ArrayList<>();
+    private final CountDownLatch started = new CountDownLatch(1);
+
+    private JettyDistribution(Map<String, String> env) throws IOException {
+        port = freePort();
+        String java = ProcessHandle.current().info().command().orElse("java");
+        ProcessBuilder pb = new ProcessBuilder(java, "-jar", HOME.resolve("start.jar").toString(),
+                "jetty.home=" + HOME, "jetty.base=" + BASE)
+                .directory(BASE.toFile())
+                .redirectErrorStream(true);
+        pb.environment().putAll(env);
+        pb.environment().put("NCRO_LISTEN", "127.0.0.1:" + port);
+        process = pb.start();
+        Thread reader = new Thread(() -> {
+            try (BufferedReader in = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
+                for (String line; (line = in.readLine()) != null; ) {
+                    synchronized (log) {
+                        log.add(line);
+                    }
+                    if (line.contains("Started oejs.Server@")) started.countDown();
+                }
+            } catch (IOException e) {
+                // process ended
+            } finally {
+                started.countDown();
+            }
+        }, "jetty-log");
+        reader.setDaemon(true);
+        reader.start();
+    }
+
+    static JettyDistribution start(Map<String, String> env) throws Exception {
+        if (!Files.isRegularFile(HOME.resolve("start.jar")) || !Files.isDirectory(BASE.resolve("lib/ncro"))) {
+            throw new IllegalStateException("run through Maven (mvn verify): no assembled " + BASE + " or " + HOME);
+        }
+        JettyDistribution jetty = new JettyDistribution(env);
+        if (!jetty.started.await(120, TimeUnit.SECONDS) || !jetty.process.isAlive()) {
+            String out = jetty.log();
+            jetty.close();
+            throw new IllegalStateException("Jetty did not start:\n" + out);
+        }
+        return jetty;
+    }
+
+    String log() {
+        synchronized (log) {
+            return String.join("\n", log);
+        }
+    }
+
+    String url() {
+        return "http://127.0.0.1:" + port;
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        process.destroy();
+        if (!process.waitFor(30, TimeUnit.SECONDS)) process.destroyForcibly().waitFor();
+    }
+}
