@@ -1,6 +1,7 @@
 package dev.ncro.jetty;
 
 import dev.ncro.api.NcroService;
+import dev.ncro.config.ConfigException;
 import dev.ncro.config.ConfigLoader;
 import dev.ncro.config.Listen;
 import dev.ncro.config.NcroConfig;
@@ -35,7 +36,14 @@ public class NcroModule extends ContainerLifeCycle {
     }
 
     public NcroModule(Server server, String configProperty, Map<String, String> env) {
-        ConfigLoader.Loaded loaded = ConfigLoader.load(env, configProperty);
+        ConfigLoader.Loaded loaded;
+        try {
+            loaded = ConfigLoader.load(env, configProperty);
+        } catch (ConfigException e) {
+            // one clear line before Jetty's stack trace of the failed XML
+            LOG.error("ncro cannot start: {}", e.getMessage());
+            throw e;
+        }
         NcroConfig config = loaded.config();
         Listen listen = config.server().listen();
         for (Connector connector : server.getConnectors()) {
