@@ -24,11 +24,11 @@ import org.eclipse.jetty.server.ServerConnector;
  * ncro as the WAR runs it — the same filter and servlet, mapped as web.xml maps them, over a
  * real engine — in an embedded Jetty on 127.0.0.1, port 0.
  */
-final class NcroUnderTest implements AutoCloseable {
+public final class NcroUnderTest implements AutoCloseable {
     final Server server;
     final Engine engine;
     private final ServerConnector connector;
-    final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+    public final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
             .connectTimeout(Duration.ofSeconds(5)).build();
 
     private NcroUnderTest(String yaml) throws Exception {
@@ -54,12 +54,12 @@ final class NcroUnderTest implements AutoCloseable {
         server.start();
     }
 
-    static NcroUnderTest start(String yaml) throws Exception {
+    public static NcroUnderTest start(String yaml) throws Exception {
         return new NcroUnderTest(yaml);
     }
 
     /** A config with the given upstreams as (url, priority) pairs and extra YAML under cache. */
-    static String config(String cacheYaml, Object... urlAndPriority) {
+    public static String config(String cacheYaml, Object... urlAndPriority) {
         StringBuilder sb = new StringBuilder("upstreams:\n");
         for (int i = 0; i < urlAndPriority.length; i += 2) {
             sb.append("  - url: ").append(urlAndPriority[i]).append("\n    priority: ").append(urlAndPriority[i + 1]).append('\n');
@@ -68,11 +68,11 @@ final class NcroUnderTest implements AutoCloseable {
         return sb.toString();
     }
 
-    int port() {
+    public int port() {
         return connector.getLocalPort();
     }
 
-    URI uri(String path) {
+    public URI uri(String path) {
         return URI.create("http://127.0.0.1:" + port() + path);
     }
 

@@ -1,0 +1,140 @@
+package dev.ncro.bench;
+
+import static dev.ncro.testing.Narinfos.hash;
+import static dev.ncro.testing.Narinfos.narinfo;
+
+import dev.ncro.testing.FakeCache;
+import dev.ncro.web.NcroUnderTest;
+import java.io.InputStream;
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryMXBean;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * ncro's speed and memory targets, measured (never asserted in tests). Run with {@code bench/run}.
+ *
+ * <ul>
+ *   <li>{@code narinfo}: cold narinfo lookups (every hash new to ncro) through the filter,
+ *       engine and HTTP client against three upstreams delayed 50, 150 and 300 ms that all
+ *       hold the path. Target: at most 1.15 × 50 ms + 5 ms = 62.5 ms.</li>
+ *   <li>{@code nar}: one 1 GiB NAR streamed through ncro to a client that reads it all. The
+ *       heap's live set is sampled (after a full GC) every 128 MiB. Target: growth &lt; 64 MiB.</li>
+ * </ul>
+ */
+public final class Bench {
+    public static void main(String[] args) throws Exception {
+        String which = args.length > 0 ? args[0] : "all";
+        System.out.println("ncro bench on " + Runtime.getRuntime().availableProcessors() + " cores, Java "
+                + Runtime.version() + ", max heap " + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB");
+        if (which.equals("all") || which.equals("narinfo")) narinfoLookups(args.length > 1 ? Integer.parseInt(args[1]) : 300);
+        if (which.equals("all") || which.equals("nar")) narStream(args.length > 2 ? Long.parseLong(args[2]) : 1L << 30);
+    }
+
+    static void narinfoLookups(int lookups) throws Exception {
+        int warmup = Integer.getInteger("bench.warmup", 300);
+        try (FakeCache fast = FakeCache.start().delay(Duration.ofMillis(50));
+                FakeCache mid = FakeCache.start().delay(Duration.ofMillis(150));
+                FakeCache slow = FakeCache.start().delay(Duration.ofMillis(300))) {
+            for (int i = 0; i < warmup + lookups; i++) {
+                String h = hash(1000 + i);
+                String info = narinfo(h, "p" + i, "nar/p" + i + ".nar.xz", 1234);
+                fast.put("/" + h + ".narinfo", info);
+                mid.put("/" + h + ".narinfo", info);
+                slow.put("/" + h + ".narinfo", info);
+            }
+            try (NcroUnderTest ncro = NcroUnderTest.start(NcroUnderTest.config(null,
+                    slow.uri(), 10, mid.uri(), 10, fast.uri(), 10))) {
+                // baseline: the same GETs straight to the 50 ms upstream, no ncro in between
+                double[] direct = new double[lookups];
+                for (int i = 0; i < warmup + lookups; i++) {
+                    HttpRequest request = HttpRequest.newBuilder(fast.uri().resolve("/" + hash(1000 + i) + ".narinfo")).build();
+                    long t0 = System.nanoTime();
+                    ncro.http.send(request, HttpResponse.BodyHandlers.ofByteArray());
+                    if (i >= warmup) direct[i - warmup] = (System.nanoTime() - t0) / 1e6;
+                }
+                Arrays.sort(direct);
+                fast.clearLog();
+                double[] ms = new double[lookups];
+                for (int i = 0; i < warmup + lookups; i++) {
+                    HttpRequest request = HttpRequest.newBuilder(ncro.uri("/" + hash(1000 + i) + ".narinfo")).build();
+                    long t0 = System.nanoTime();
+                    HttpResponse<byte[]> r = ncro.http.send(request, HttpResponse.BodyHandlers.ofByteArray());
+                    long t1 = System.nanoTime();
+                    if (r.statusCode() != 200) throw new IllegalStateException("lookup " + i + ": " + r.statusCode());
+                    if (i >= warmup) ms[i - warmup] = (t1 - t0) / 1e6;
+                }
+                Arrays.sort(ms);
+                long slowNarinfos = slow.requests().size();
+                System.out.printf("narinfo cold lookup, upstreams 50/150/300 ms, %d lookups after %d warm-up:%n", lookups, warmup);
+                System.out.printf("  min %.2f ms  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms%n",
+                        ms[0], pct(ms, 50), pct(ms, 90), pct(ms, 99), ms[ms.length - 1]);
+                System.out.printf("  direct to the 50 ms upstream (baseline): p50 %.2f ms  p99 %.2f ms  max %.2f ms%n",
+                        pct(direct, 50), pct(direct, 99), direct[direct.length - 1]);
+                long over = Arrays.stream(ms).filter(v -> v > 62.5).count();
+                System.out.printf("  lookups over 62.5 ms: %d of %d%n", over, lookups);
+                System.out.printf("  target <= %.1f ms: p99 %s, max %s (the 300 ms upstream was raced %d times)%n",
+                        1.15 * 50 + 5, pct(ms, 99) <= 62.5 ? "MET" : "MISSED", ms[ms.length - 1] <= 62.5 ? "MET" : "MISSED",
+                        slowNarinfos);
+            }
+        }
+    }
+
+    static void narStream(long size) throws Exception {
+        MemoryMXBean memory = ManagementFactory.getMemoryMXBean();
+        try (FakeCache upstream = FakeCache.start().putGenerated("/nar/big.nar", size);
+                NcroUnderTest ncro = NcroUnderTest.start(NcroUnderTest.config(null, upstream.uri(), 10))) {
+            // warm the path once so that class loading and pools are not counted as growth
+            upstream.putGenerated("/nar/warm.nar", 8 << 20);
+            drain(ncro, "/nar/warm.nar", null);
+            System.gc();
+            long baseline = memory.getHeapMemoryUsage().getUsed();
+            AtomicLong maxLive = new AtomicLong(baseline);
+            AtomicLong maxRaw = new AtomicLong(baseline);
+            long t0 = System.nanoTime();
+            long n = drain(ncro, "/nar/big.nar", (read) -> {
+                maxRaw.accumulateAndGet(memory.getHeapMemoryUsage().getUsed(), Math::max);
+                System.gc();
+                maxLive.accumulateAndGet(memory.getHeapMemoryUsage().getUsed(), Math::max);
+            });
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            if (n != size) throw new IllegalStateException("read " + n + " of " + size + " bytes");
+            System.out.printf("NAR stream of %d MiB: %.1f s, %.0f MiB/s%n", size >> 20, seconds, (size >> 20) / seconds);
+            System.out.printf("  heap after GC: baseline %.1f MiB, max during stream %.1f MiB -> growth %.1f MiB (target < 64 MiB: %s)%n",
+                    baseline / 1048576.0, maxLive.get() / 1048576.0, (maxLive.get() - baseline) / 1048576.0,
+                    maxLive.get() - baseline < 64L << 20 ? "MET" : "MISSED");
+            System.out.printf("  heap used before GC at checkpoints: max %.1f MiB (garbage included)%n", maxRaw.get() / 1048576.0);
+        }
+    }
+
+    interface Checkpoint {
+        void at(long read);
+    }
+
+    /** Reads a body fully, calling {@code checkpoint} every 128 MiB; returns the byte count. */
+    private static long drain(NcroUnderTest ncro, String path, Checkpoint checkpoint) throws Exception {
+        HttpResponse<InputStream> r = ncro.http.send(HttpRequest.newBuilder(ncro.uri(path)).build(),
+                HttpResponse.BodyHandlers.ofInputStream());
+        long n = 0;
+        long next = 128L << 20;
+        byte[] buf = new byte[64 * 1024];
+        try (InputStream in = r.body()) {
+            for (int k; (k = in.read(buf)) > 0; ) {
+                n += k;
+                if (checkpoint != null && n >= next) {
+                    checkpoint.at(n);
+                    next += 128L << 20;
+                }
+            }
+        }
+        return n;
+    }
+
+    private static double pct(double[] sorted, int p) {
+        int i = (int) Math.ceil(p / 100.0 * sorted.length) - 1;
+        return sorted[Math.max(0, Math.min(sorted.length - 1, i))];
+    }
+}
