@@ -7,6 +7,7 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.hc.core5.http.HttpResponse;
+import org.apache.hc.core5.http.impl.BasicEntityDetails;
 import org.apache.hc.core5.http.message.BasicHttpResponse;
 import org.apache.hc.core5.http.nio.CapacityChannel;
 import org.junit.jupiter.api.Test;
@@ -56,6 +57,13 @@ class StreamingConsumerTest {
         }
     }
 
+    /** A consumer whose response head (with a body of unknown length) has arrived. */
+    private static StreamingConsumer started(Sink sink, int status) {
+        StreamingConsumer consumer = new StreamingConsumer(sink, INITIAL, WINDOW);
+        consumer.consumeResponse(new BasicHttpResponse(status), new BasicEntityDetails(-1, null), null, null);
+        return consumer;
+    }
+
     /** Delivers up to {@code bytes} in 8 KiB reads while the window is open; returns bytes delivered. */
     private static long pump(StreamingConsumer consumer, Reactor reactor, long bytes) throws Exception {
         long delivered = 0;
@@ -72,9 +80,8 @@ class StreamingConsumerTest {
     @Test
     void aClientThatNeverWrites_stopsTheUpstreamAtTheWindow() throws Exception {
         Sink sink = new Sink();
-        StreamingConsumer consumer = new StreamingConsumer(sink, INITIAL, WINDOW);
+        StreamingConsumer consumer = started(sink, 200);
         Reactor reactor = new Reactor();
-        consumer.consumeResponse(new BasicHttpResponse(200), new org.apache.hc.core5.http.impl.BasicEntityDetails(-1, null), null, null);
 
         long delivered = pump(consumer, reactor, 1L << 30);
 
@@ -86,9 +93,8 @@ class StreamingConsumerTest {
     @Test
     void releasingBytes_reopensTheWindow_andBufferingStaysBounded() throws Exception {
         Sink sink = new Sink();
-        StreamingConsumer consumer = new StreamingConsumer(sink, INITIAL, WINDOW);
+        StreamingConsumer consumer = started(sink, 200);
         Reactor reactor = new Reactor();
-        consumer.consumeResponse(new BasicHttpResponse(200), new org.apache.hc.core5.http.impl.BasicEntityDetails(-1, null), null, null);
 
         long total = 0;
         long maxOutstanding = 0;
@@ -107,9 +113,8 @@ class StreamingConsumerTest {
     @Test
     void aDiscardedBody_keepsTheWindowOpenByItself() throws Exception {
         Sink sink = new Sink();
-        StreamingConsumer consumer = new StreamingConsumer(sink, INITIAL, WINDOW);
+        StreamingConsumer consumer = started(sink, 404);
         Reactor reactor = new Reactor();
-        consumer.consumeResponse(new BasicHttpResponse(404), new org.apache.hc.core5.http.impl.BasicEntityDetails(-1, null), null, null);
 
         long delivered = pump(consumer, reactor, 4L * WINDOW);
 
