@@ -30,7 +30,7 @@ public final class Bench {
         String which = args.length > 0 ? args[0] : "all";
         System.out.println("ncro bench on " + Runtime.getRuntime().availableProcessors() + " cores, Java "
                 + Runtime.version() + ", max heap " + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB");
-        if (which.equals("all") || which.equals("narinfo")) narinfoLookups(args.length > 1 ? Integer.parseInt(args[1]) : 300);
+        if (which.equals("all") || which.equals("narinfo")) narinfoLookups(args.length > 1 ? Integer.parseInt(args[1]) : 500);
         if (which.equals("all") || which.equals("nar")) narStream(args.length > 2 ? Long.parseLong(args[2]) : 1L << 30);
     }
 
