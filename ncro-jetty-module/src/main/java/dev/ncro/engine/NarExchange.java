@@ -168,6 +168,8 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
     @Override
     public void cancel() {
         cancelled = true;
+        StreamingConsumer c = consumer;
+        if (c != null) c.cancel();
         Future<Void> f = exchange;
         if (f != null) f.cancel(true);
     }

@@ -51,6 +51,7 @@ public final class StreamingConsumer implements AsyncResponseConsumer<Void> {
     private boolean discard;
     private boolean finished;
     private FutureCallback<Void> resultCallback;
+    private volatile boolean cancelled;
 
     /**
      * @param initialWindow the HTTP/1.1 initial window the client was configured with
@@ -90,8 +91,18 @@ public final class StreamingConsumer implements AsyncResponseConsumer<Void> {
         if (grant > 0) capacityChannel.update((int) grant);
     }
 
+    /**
+     * Abandons the exchange. Cancelling HttpComponents' future from inside {@link #consume}
+     * (where a sink that writes synchronously learns that its client is gone) does not reliably
+     * close the upstream connection; failing the next {@code consume} does, so both are used.
+     */
+    public void cancel() {
+        cancelled = true;
+    }
+
     @Override
     public void consume(ByteBuffer src) throws IOException {
+        if (cancelled) throw new IOException("stream cancelled: the client is gone");
         int n = src.remaining();
         boolean drop;
         long grant = 0;
@@ -112,6 +123,7 @@ public final class StreamingConsumer implements AsyncResponseConsumer<Void> {
         byte[] copy = new byte[n];
         src.get(copy);
         sink.onData(ByteBuffer.wrap(copy));
+        if (cancelled) throw new IOException("stream cancelled: the client is gone");
     }
 
     /** The sink has written {@code bytes} to the client: let that much more come in. */

@@ -32,7 +32,7 @@ class StreamingConsumerTest {
         }
     }
 
-    private static final class Sink implements StreamingConsumer.Sink {
+    private static class Sink implements StreamingConsumer.Sink {
         final List<ByteBuffer> received = new ArrayList<>();
         boolean ended;
 
@@ -121,5 +121,22 @@ class StreamingConsumerTest {
         assertEquals(4L * WINDOW, delivered);
         assertEquals(0, consumer.outstanding());
         assertTrue(sink.received.isEmpty());
+    }
+
+    @Test
+    void cancelDuringDelivery_failsTheExchangeFromConsume() throws Exception {
+        StreamingConsumer[] self = new StreamingConsumer[1];
+        Sink cancellingSink = new Sink() {
+            @Override
+            public void onData(ByteBuffer data) {
+                self[0].cancel(); // as NarProxy does when its client write fails inside onData
+            }
+        };
+        self[0] = started(cancellingSink, 200);
+
+        org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
+                () -> self[0].consume(ByteBuffer.allocate(100)));
+        org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
+                () -> self[0].consume(ByteBuffer.allocate(100)));
     }
 }
