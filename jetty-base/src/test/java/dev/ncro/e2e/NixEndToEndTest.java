@@ -8,10 +8,14 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -25,6 +29,7 @@ import org.junit.jupiter.api.io.TempDir;
  * </ul>
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class NixEndToEndTest {
     private Path work;
     private Nix nix;
@@ -64,7 +69,8 @@ class NixEndToEndTest {
                 + "  - url: " + a.uri() + "\n    priority: 10\n"
                 + "  - url: " + b.uri() + "\n    priority: 10\n"
                 + "  - url: " + c.uri() + "\n    priority: 10\n");
-        jetty = JettyDistribution.start(Map.of("NCRO_CONFIG", config.toString()));
+        jetty = JettyDistribution.start(Map.of("NCRO_CONFIG", config.toString(),
+                "NCRO_DB_PATH", work.resolve("routes.db").toString()));
     }
 
     @AfterAll
@@ -86,7 +92,9 @@ class NixEndToEndTest {
     }
 
     @Test
+    @Order(1) // cold: ncro has never seen these paths
     void nixRealisesAClosureThroughNcroInTheJettyDistribution() throws Exception {
+        for (FakeCache cache : new FakeCache[] {a, b, c}) cache.clearLog();
         Path dst = work.resolve("dst1");
         nix.freshNarinfoCache("client1");
 
@@ -107,5 +115,29 @@ class NixEndToEndTest {
         assertEquals(0, narsFromB, "the slow cache lost every race: " + b.requests());
         assertEquals(1, narsFromC, "solo exists only in C: " + c.requests());
         assertTrue(b.count("/" + hash(top) + ".narinfo") >= 1, "B was raced too");
+    }
+
+    @Test
+    @Order(2) // warm: whatever ran before, a first client has been through ncro here
+    void aSecondClient_getsEveryNarinfoFromNcrosMemory_andOnlyNarsFromUpstreams() throws Exception {
+        nix.freshNarinfoCache("warm-first");
+        Nix.Result first = realise(work.resolve("dst-warm-first").toString(), top, solo);
+        assertEquals(0, first.exit(), first::output);
+        for (FakeCache cache : new FakeCache[] {a, b, c}) cache.clearLog();
+        Path dst = work.resolve("dst-warm-second");
+        nix.freshNarinfoCache("warm-second");
+
+        Nix.Result r = realise(dst.toString(), top, solo);
+
+        assertEquals(0, r.exit(), () -> r.output() + "\n--- jetty log ---\n" + jetty.log());
+        assertEquals("top refers to " + mid + " and " + leaf,
+                Files.readString(dst.resolve("nix/store").resolve(top.substring(11))));
+        for (FakeCache cache : new FakeCache[] {a, b, c}) {
+            assertTrue(cache.requests().stream().noneMatch(l -> l.path().endsWith(".narinfo")),
+                    "no narinfo request reached an upstream: " + cache.requests());
+        }
+        long nars = Stream.of(a, b, c).flatMap(cache -> cache.requests().stream())
+                .filter(l -> l.path().startsWith("/nar/")).count();
+        assertEquals(4, nars, "the second client's NARs still come from upstreams");
     }
 }

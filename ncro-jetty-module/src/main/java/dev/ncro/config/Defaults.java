@@ -52,6 +52,4 @@ public final class Defaults {
      * HttpComponents may overshoot by its 8 KiB session buffer; the total stays under 256 KiB.
      */
     public static final int STREAM_WINDOW_BYTES = 128 * 1024;
-    /** Pinned NAR locations remembered in memory (until the persistent route store). */
-    public static final long NAR_PINS = 100_000;
 }

@@ -20,7 +20,6 @@ import java.util.concurrent.Future;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BiConsumer;
 import org.apache.hc.core5.concurrent.FutureCallback;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -38,13 +37,19 @@ import org.slf4j.LoggerFactory;
  * <p>All state is guarded by {@code this}; callbacks arrive on I/O threads and the timer.
  */
 final class NarinfoRace {
+    /** Told about the winner before the answer completes, so it can be remembered first. */
+    interface Winner {
+        void won(Upstream upstream, Narinfo narinfo, byte[] body, double latencyMs);
+    }
+
     private static final Logger LOG = LoggerFactory.getLogger(NarinfoRace.class);
 
     private final String hash;
     private final List<List<Upstream>> tiers;
     private final UpstreamClient client;
     private final Duration deadline;
-    private final BiConsumer<Narinfo, Upstream> onWin;
+    private final Winner onWin;
+    private long startNanos;
     private final CompletableFuture<NarinfoAnswer> result = new CompletableFuture<>();
 
     private int tier = -1;
@@ -56,7 +61,7 @@ final class NarinfoRace {
     private ScheduledFuture<?> timer;
 
     NarinfoRace(String hash, List<List<Upstream>> tiers, UpstreamClient client, Duration deadline,
-            BiConsumer<Narinfo, Upstream> onWin) {
+            Winner onWin) {
         this.hash = hash;
         this.tiers = tiers;
         this.client = client;
@@ -66,6 +71,7 @@ final class NarinfoRace {
 
     CompletableFuture<NarinfoAnswer> start(ScheduledExecutorService scheduler) {
         synchronized (this) {
+            startNanos = System.nanoTime();
             timer = scheduler.schedule(this::onDeadline, deadline.toNanos(), TimeUnit.NANOSECONDS);
             nextTier();
         }
@@ -119,7 +125,7 @@ final class NarinfoRace {
         inflight.remove(upstream);
         settled.add(upstream);
         if (result.isDone()) return;
-        onWin.accept(narinfo, upstream);
+        onWin.won(upstream, narinfo, body, (System.nanoTime() - startNanos) / 1e6);
         finish(200, null, upstream, body);
     }
 

@@ -6,6 +6,7 @@ import dev.ncro.config.ConfigLoader;
 import dev.ncro.config.Listen;
 import dev.ncro.config.NcroConfig;
 import dev.ncro.engine.Engine;
+import java.nio.file.Path;
 import java.util.Map;
 import org.eclipse.jetty.server.Connector;
 import org.eclipse.jetty.server.Server;
@@ -53,11 +54,18 @@ public class NcroModule extends ContainerLifeCycle {
                 http.setIdleTimeout(config.server().readTimeout().toMillis());
             }
         }
-        engine = new Engine(config);
+        engine = new Engine(config, databasePath(config.cache().dbPath()), java.time.InstantSource.system());
         addBean(engine, true);
         server.setAttribute(NcroService.ATTRIBUTE, engine);
         LOG.info("ncro configured from {}: listen {}, upstreams {}", loaded.source(), listen,
                 engine.upstreams().stream().map(u -> u.name() + " (priority " + u.priority() + ")").toList());
+    }
+
+    /** A relative {@code cache.db_path} lives in the Jetty base, not wherever Jetty was started. */
+    static Path databasePath(String configured) {
+        Path path = Path.of(configured);
+        String base = System.getProperty("jetty.base");
+        return path.isAbsolute() || base == null ? path.toAbsolutePath() : Path.of(base).resolve(path).toAbsolutePath();
     }
 
     public Engine getEngine() {

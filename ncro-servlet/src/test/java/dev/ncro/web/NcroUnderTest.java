@@ -12,6 +12,7 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.InstantSource;
 import java.util.EnumSet;
 import java.util.Map;
 import org.eclipse.jetty.ee10.servlet.FilterHolder;
@@ -31,11 +32,14 @@ public final class NcroUnderTest implements AutoCloseable {
     public final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
             .connectTimeout(Duration.ofSeconds(5)).build();
 
-    private NcroUnderTest(String yaml) throws Exception {
-        Path file = Files.createTempFile("ncro-test", ".yaml");
+    private final Path dir;
+
+    private NcroUnderTest(String yaml, Path database, InstantSource clock) throws Exception {
+        dir = Files.createTempDirectory("ncro-test");
+        Path file = dir.resolve("ncro.yaml");
         Files.writeString(file, yaml);
-        engine = new Engine(ConfigLoader.load(Map.of("NCRO_CONFIG", file.toString()), null).config());
-        Files.delete(file);
+        engine = new Engine(ConfigLoader.load(Map.of("NCRO_CONFIG", file.toString()), null).config(),
+                database != null ? database : dir.resolve("routes.db"), clock);
         server = new Server();
         connector = new ServerConnector(server);
         connector.setHost("127.0.0.1");
@@ -54,8 +58,14 @@ public final class NcroUnderTest implements AutoCloseable {
         server.start();
     }
 
+    /** ncro with a fresh route database of its own and the system clock. */
     public static NcroUnderTest start(String yaml) throws Exception {
-        return new NcroUnderTest(yaml);
+        return new NcroUnderTest(yaml, null, InstantSource.system());
+    }
+
+    /** ncro on the given route database file, with the given clock. */
+    public static NcroUnderTest start(String yaml, Path database, InstantSource clock) throws Exception {
+        return new NcroUnderTest(yaml, database, clock);
     }
 
     /** A config with the given upstreams as (url, priority) pairs and extra YAML under cache. */
@@ -90,5 +100,8 @@ public final class NcroUnderTest implements AutoCloseable {
     @Override
     public void close() throws Exception {
         server.stop();
+        try (var files = Files.walk(dir)) {
+            files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        }
     }
 }
