@@ -36,6 +36,8 @@ final class SqliteRoutes implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(SqliteRoutes.class);
     private static final int READERS = 4;
     private static final int BATCH = 1024;
+    /** How long the writer waits to fill a batch: one commit per batch, not one per write. */
+    private static final long LINGER_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
     private static final int QUEUE = 100_000;
     private static final long PURGE_EVERY_MS = 60_000;
     private static final int SCHEMA_VERSION = 1;
@@ -69,6 +71,8 @@ final class SqliteRoutes implements AutoCloseable {
         config.setJournalMode(SQLiteConfig.JournalMode.WAL);
         config.setSynchronous(SQLiteConfig.SynchronousMode.NORMAL);
         config.setBusyTimeout(5000);
+        config.setCacheSize(-64 * 1024); // KiB: the writer touches index pages all over a large table
+        config.setTempStore(SQLiteConfig.TempStore.MEMORY);
         writer = config.createConnection(url);
         try {
             try (Statement s = writer.createStatement()) {
@@ -76,7 +80,7 @@ final class SqliteRoutes implements AutoCloseable {
                 s.execute("CREATE TABLE IF NOT EXISTS routes ("
                         + " hash TEXT PRIMARY KEY, upstream TEXT NOT NULL, narinfo BLOB NOT NULL, nar_url TEXT,"
                         + " latency_ms REAL NOT NULL, created_at INTEGER NOT NULL, last_used INTEGER NOT NULL,"
-                        + " expires_at INTEGER NOT NULL) WITHOUT ROWID");
+                        + " expires_at INTEGER NOT NULL)"); // rows of ~0.5 KiB: a rowid table, not WITHOUT ROWID
                 s.execute("CREATE INDEX IF NOT EXISTS routes_nar_url ON routes(nar_url)");
                 s.execute("CREATE INDEX IF NOT EXISTS routes_last_used ON routes(last_used)");
                 s.execute("CREATE INDEX IF NOT EXISTS routes_expires_at ON routes(expires_at)");
@@ -228,10 +232,7 @@ final class SqliteRoutes implements AutoCloseable {
         while (running || !queue.isEmpty()) {
             try {
                 Op first = queue.poll(1, TimeUnit.SECONDS);
-                if (first != null) {
-                    batch.add(first);
-                    queue.drainTo(batch, BATCH - 1);
-                }
+                if (first != null) fill(batch, first);
                 apply(batch);
             } catch (InterruptedException e) {
                 running = false;
@@ -246,6 +247,23 @@ final class SqliteRoutes implements AutoCloseable {
                 for (Op op : batch) if (op instanceof Barrier b) b.done().complete(null);
                 batch.clear();
             }
+        }
+    }
+
+    /** Gathers up to a batch, waiting at most the linger time, and never past a flush barrier. */
+    private void fill(List<Op> batch, Op first) throws InterruptedException {
+        batch.add(first);
+        long deadline = System.nanoTime() + LINGER_NANOS;
+        while (batch.size() < BATCH && !(batch.get(batch.size() - 1) instanceof Barrier) && running) {
+            if (queue.drainTo(batch, BATCH - batch.size()) > 0) {
+                if (batch.stream().anyMatch(op -> op instanceof Barrier)) return;
+                continue;
+            }
+            long left = deadline - System.nanoTime();
+            if (left <= 0) return;
+            Op next = queue.poll(left, TimeUnit.NANOSECONDS);
+            if (next == null) return;
+            batch.add(next);
         }
     }
 
@@ -290,8 +308,10 @@ final class SqliteRoutes implements AutoCloseable {
                         update.setString(8, r.hash());
                         update.executeUpdate();
                     }
-                    dropNegative.setString(1, r.hash());
-                    negativeCount.addAndGet(-dropNegative.executeUpdate());
+                    if (negativeCount.get() > 0) {
+                        dropNegative.setString(1, r.hash());
+                        negativeCount.addAndGet(-dropNegative.executeUpdate());
+                    }
                 } else if (op instanceof PutNegative n) {
                     negative.setString(1, n.hash());
                     negative.setLong(2, n.expiresAt());
