@@ -115,6 +115,8 @@ class NixEndToEndTest {
         assertEquals(0, narsFromB, "the slow cache lost every race: " + b.requests());
         assertEquals(1, narsFromC, "solo exists only in C: " + c.requests());
         assertTrue(b.count("/" + hash(top) + ".narinfo") >= 1, "B was raced too");
+        assertTrue(jetty.log().contains("route store: sqlite " + work.resolve("routes.db")),
+                "the distribution runs the SQLite route store:\n" + jetty.log());
     }
 
     @Test
