@@ -1,0 +1,124 @@
+package dev.ncro.health;
+
+import java.time.Duration;
+import java.time.InstantSource;
+import org.eclipse.jetty.util.annotation.ManagedAttribute;
+import org.eclipse.jetty.util.annotation.ManagedObject;
+
+/**
+ * One upstream's health: an exponential moving average of its answer latency (probes and
+ * races alike; the first sample is taken as is), its consecutive probe failures, its state,
+ * and a short cooldown after a transient network error in a race.
+ *
+ * <p>State machine: {@link UpstreamState#ACTIVE}; {@link UpstreamState#DEGRADED} after
+ * {@value #DEGRADED_AFTER} consecutive failures; {@link UpstreamState#DOWN} after
+ * {@value #DOWN_AFTER}; the first success restores ACTIVE. Thread-safe; time comes from the
+ * injected clock. Exposed over JMX when Jetty's {@code jmx} module is enabled.
+ */
+@ManagedObject("ncro upstream health")
+public final class UpstreamHealth {
+    public static final int DEGRADED_AFTER = 3;
+    public static final int DOWN_AFTER = 10;
+
+    /** A consistent copy of the health, for /health, metrics and persistence. */
+    public record Snapshot(String upstream, UpstreamState state, double emaMs, int consecutiveFailures,
+            long lastProbeAt, long cooldownUntil) {}
+
+    private final String upstream;
+    private final double alpha;
+    private final InstantSource clock;
+    private double emaMs = Double.NaN;
+    private int consecutiveFailures;
+    private UpstreamState state = UpstreamState.ACTIVE;
+    private long lastProbeAt;
+    private long cooldownUntil;
+
+    public UpstreamHealth(String upstream, double alpha, InstantSource clock) {
+        this.upstream = upstream;
+        this.alpha = alpha;
+        this.clock = clock;
+    }
+
+    /** Restores a persisted snapshot (at start-up). */
+    public synchronized void seed(Snapshot s) {
+        emaMs = s.emaMs();
+        consecutiveFailures = s.consecutiveFailures();
+        state = s.state();
+        lastProbeAt = s.lastProbeAt();
+    }
+
+    /** A latency sample from an answer (any HTTP answer: a 404 is a healthy upstream too). */
+    public synchronized void sample(double latencyMs) {
+        emaMs = Double.isNaN(emaMs) ? latencyMs : alpha * latencyMs + (1 - alpha) * emaMs;
+    }
+
+    /** A probe succeeded: restores ACTIVE. */
+    public synchronized void probeSucceeded(double latencyMs) {
+        sample(latencyMs);
+        lastProbeAt = clock.millis();
+        consecutiveFailures = 0;
+        state = UpstreamState.ACTIVE;
+        cooldownUntil = 0;
+    }
+
+    public synchronized void probeFailed() {
+        lastProbeAt = clock.millis();
+        consecutiveFailures++;
+        if (consecutiveFailures >= DOWN_AFTER) {
+            state = UpstreamState.DOWN;
+        } else if (consecutiveFailures >= DEGRADED_AFTER) {
+            state = UpstreamState.DEGRADED;
+        }
+    }
+
+    /** A transient network error in a race: leave this upstream out of races for a while. */
+    public synchronized void cooldown(Duration d) {
+        cooldownUntil = Math.max(cooldownUntil, clock.millis() + d.toMillis());
+    }
+
+    /** Whether races should ask this upstream now. */
+    public synchronized boolean raceable() {
+        return state != UpstreamState.DOWN && clock.millis() >= cooldownUntil;
+    }
+
+    /** When the next probe is due after the one just made. */
+    public synchronized Duration nextProbeIn(Duration interval) {
+        return interval.multipliedBy(state.probeBackoff());
+    }
+
+    public synchronized Snapshot snapshot() {
+        return new Snapshot(upstream, state, emaMs, consecutiveFailures, lastProbeAt, cooldownUntil);
+    }
+
+    @ManagedAttribute("upstream base URL")
+    public String getUpstream() {
+        return upstream;
+    }
+
+    @ManagedAttribute("active, degraded or down")
+    public synchronized String getState() {
+        return state.label();
+    }
+
+    @ManagedAttribute("EMA of answer latency in milliseconds (NaN before the first sample)")
+    public synchronized double getEmaLatencyMs() {
+        return emaMs;
+    }
+
+    @ManagedAttribute("consecutive probe failures")
+    public synchronized int getConsecutiveFailures() {
+        return consecutiveFailures;
+    }
+
+    public String upstream() {
+        return upstream;
+    }
+
+    public synchronized UpstreamState state() {
+        return state;
+    }
+
+    public synchronized double emaMs() {
+        return emaMs;
+    }
+}
