@@ -21,6 +21,16 @@ public interface NcroService {
     String cacheInfo();
 
     /**
+     * {@code /health}: JSON with the overall status ({@code ok}, {@code degraded} or
+     * {@code down}), each upstream's state and latency, and the route store's state.
+     * Status 200 when ok or degraded, 503 when down.
+     */
+    Answer health();
+
+    /** {@code /metrics}: the Prometheus text exposition. */
+    Answer metrics();
+
+    /**
      * Looks up {@code <hash>.narinfo}. The future never completes exceptionally: failures are
      * answers with a 5xx status, because Nix treats a 404 as "not here" for an hour.
      *

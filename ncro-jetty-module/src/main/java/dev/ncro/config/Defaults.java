@@ -32,6 +32,10 @@ public final class Defaults {
     public static final Duration IN_MEMORY_NEGATIVE_TTL = Duration.ofSeconds(5);
     public static final Duration UPSTREAM_COOLDOWN = Duration.ofSeconds(15);
 
+    /** Health probes: HEAD /nix-cache-info this often (×4 when degraded, ×10 when down). */
+    public static final Duration PROBE_INTERVAL = Duration.ofSeconds(30);
+    public static final Duration PROBE_TIMEOUT = Duration.ofSeconds(5);
+
     public static final String LOG_LEVEL = "info";
     public static final String LOG_FORMAT = "text";
 

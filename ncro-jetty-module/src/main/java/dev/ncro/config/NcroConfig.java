@@ -17,6 +17,7 @@ public final class NcroConfig {
     private Server server = new Server();
     private List<Upstream> upstreams = new ArrayList<>();
     private Cache cache = new Cache();
+    private Health health = new Health();
     private Logging logging = new Logging();
     private Discovery discovery = new Discovery();
     private Mesh mesh = new Mesh();
@@ -24,6 +25,7 @@ public final class NcroConfig {
     public Server server() { return server; }
     public List<Upstream> upstreams() { return List.copyOf(upstreams); }
     public Cache cache() { return cache; }
+    public Health health() { return health; }
     public Logging logging() { return logging; }
     public Discovery discovery() { return discovery; }
     public Mesh mesh() { return mesh; }
@@ -79,6 +81,15 @@ public final class NcroConfig {
         public int perUpstreamMaxInflight() { return perUpstreamMaxInflight; }
         public Duration inMemoryNegativeTtl() { return inMemoryNegativeTtl; }
         public Duration upstreamCooldown() { return upstreamCooldown; }
+    }
+
+    public static final class Health {
+        private Duration probeInterval = Defaults.PROBE_INTERVAL;
+        private Duration probeTimeout = Defaults.PROBE_TIMEOUT;
+
+        /** Base interval between probes of one upstream. */
+        public Duration probeInterval() { return probeInterval; }
+        public Duration probeTimeout() { return probeTimeout; }
     }
 
     public static final class Logging {
@@ -166,6 +177,8 @@ public final class NcroConfig {
         positive(problems, "cache.mass_query.in_memory_negative_ttl", mq.inMemoryNegativeTtl);
         positive(problems, "cache.mass_query.upstream_cooldown", mq.upstreamCooldown);
 
+        positive(problems, "health.probe_interval", health.probeInterval);
+        positive(problems, "health.probe_timeout", health.probeTimeout);
         if (!List.of("trace", "debug", "info", "warn", "error").contains(logging.level)) {
             problems.add("logging.level", "must be one of trace, debug, info, warn, error; got '" + logging.level + "'");
         }

@@ -1,5 +1,7 @@
 package dev.ncro.engine;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.ncro.api.Answer;
 import dev.ncro.api.NarHandler;
 import dev.ncro.api.NarRequest;
 import dev.ncro.api.NarStream;
@@ -7,15 +9,20 @@ import dev.ncro.api.NarinfoAnswer;
 import dev.ncro.api.NcroService;
 import dev.ncro.config.Defaults;
 import dev.ncro.config.NcroConfig;
+import dev.ncro.health.Ordering;
+import dev.ncro.health.ProbeScheduler;
+import dev.ncro.health.UpstreamHealth;
+import dev.ncro.health.UpstreamState;
+import dev.ncro.metrics.NcroMetrics;
 import dev.ncro.route.RouteStore;
 import dev.ncro.trust.Narinfo;
 import dev.ncro.upstream.Upstream;
 import dev.ncro.upstream.UpstreamClient;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.time.Instant;
 import java.time.InstantSource;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -30,23 +37,27 @@ import org.eclipse.jetty.util.component.ContainerLifeCycle;
 
 /**
  * The ncro engine: narinfo lookups (remembered routes first, then one race per hash however
- * many clients ask at once), NAR routing and streaming. A server-level lifecycle bean; it owns
- * (and so starts and stops) the route store, the upstream HTTP client and the deadline timer.
+ * many clients ask at once), NAR routing and streaming, upstream health and metrics. A
+ * server-level lifecycle bean; it owns — and so starts, and stops in reverse — the route
+ * store, the upstream HTTP client, the probe scheduler and the timer they share.
  */
 public final class Engine extends ContainerLifeCycle implements NcroService {
     private static final byte[] REMEMBERED_NOT_FOUND =
             "not found in any upstream (remembered)\n".getBytes(StandardCharsets.UTF_8);
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     private final NcroConfig config;
     private final List<List<Upstream>> tiers;
-    private final List<Upstream> preference;
     private final Map<String, Upstream> byBase = new LinkedHashMap<>();
+    private final Map<Upstream, UpstreamHealth> health = new LinkedHashMap<>();
     private final UpstreamClient client;
     private final RouteStore routes;
+    private final ProbeScheduler probes;
+    private final NcroMetrics metrics = new NcroMetrics();
     private final String cacheInfo;
     /** Single-flight: the race in progress for each hash. */
     private final ConcurrentHashMap<String, CompletableFuture<NarinfoAnswer>> inflight = new ConcurrentHashMap<>();
-    private ScheduledExecutorService timer;
+    private volatile ScheduledExecutorService timer;
 
     public Engine(NcroConfig config) {
         this(config, Path.of(config.cache().dbPath()), InstantSource.system());
@@ -54,27 +65,34 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
 
     public Engine(NcroConfig config, Path dbPath, InstantSource clock) {
         this.config = config;
-        List<Upstream> upstreams = new ArrayList<>();
+        TreeMap<Integer, List<Upstream>> byPriority = new TreeMap<>();
+        List<ProbeScheduler.Target> targets = new ArrayList<>();
         for (int i = 0; i < config.upstreams().size(); i++) {
             NcroConfig.Upstream u = config.upstreams().get(i);
-            upstreams.add(new Upstream(u.url(), u.priority(), i));
-        }
-        TreeMap<Integer, List<Upstream>> byPriority = new TreeMap<>();
-        for (Upstream u : upstreams) {
-            byPriority.computeIfAbsent(u.priority(), p -> new ArrayList<>()).add(u);
-            byBase.put(u.base().toString(), u);
+            Upstream upstream = new Upstream(u.url(), u.priority(), i);
+            byPriority.computeIfAbsent(upstream.priority(), p -> new ArrayList<>()).add(upstream);
+            byBase.put(upstream.base().toString(), upstream);
+            UpstreamHealth h = new UpstreamHealth(upstream.name(), config.cache().latencyAlpha(), clock);
+            health.put(upstream, h);
+            targets.add(new ProbeScheduler.Target(upstream, h));
         }
         this.tiers = List.copyOf(byPriority.values().stream().map(List::copyOf).toList());
-        this.preference = upstreams.stream()
-                .sorted(Comparator.comparingInt(Upstream::priority).thenComparingInt(Upstream::order))
-                .toList();
         this.cacheInfo = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: " + config.server().cachePriority() + "\n";
         NcroConfig.Cache cache = config.cache();
         this.routes = new RouteStore(dbPath, cache.maxEntries(), cache.ttl(), cache.negativeTtl(),
                 cache.massQuery().inMemoryNegativeTtl(), clock);
         this.client = new UpstreamClient(Defaults.CONNECT_TIMEOUT);
+        this.probes = new ProbeScheduler(targets, client, config.health().probeInterval(),
+                config.health().probeTimeout(), () -> timer);
         addBean(routes, true);
         addBean(client, true);
+        addBean(probes, true);
+        health.values().forEach(h -> addBean(h, false)); // JMX, when Jetty's jmx module is on
+        metrics.registerCallbacks(routes::size, () -> {
+            Map<String, Double> states = new LinkedHashMap<>();
+            health.forEach((u, h) -> states.put(u.name(), (double) h.state().ordinal()));
+            return states;
+        });
     }
 
     @Override
@@ -96,12 +114,29 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         timer.shutdownNow();
     }
 
+    /** Upstreams in preference order: tiers first, then latency within a tier (see {@link Ordering}). */
     public List<Upstream> upstreams() {
-        return preference;
+        List<Upstream> order = new ArrayList<>();
+        for (List<Upstream> tier : tiers) {
+            order.addAll(Ordering.byLatency(tier, u -> health.get(u).emaMs(), Upstream::priority));
+        }
+        return order;
     }
 
     public RouteStore routes() {
         return routes;
+    }
+
+    public ProbeScheduler probes() {
+        return probes;
+    }
+
+    public UpstreamHealth health(Upstream upstream) {
+        return health.get(upstream);
+    }
+
+    public NcroMetrics metricsRegistry() {
+        return metrics;
     }
 
     @Override
@@ -111,11 +146,21 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
 
     @Override
     public CompletableFuture<NarinfoAnswer> narinfo(String hash) {
+        CompletableFuture<NarinfoAnswer> answer = lookup(hash);
+        answer.thenAccept(a -> metrics.narinfoRequests.labelValues(String.valueOf(a.status())).inc());
+        return answer;
+    }
+
+    private CompletableFuture<NarinfoAnswer> lookup(String hash) {
         NarinfoAnswer remembered = remembered(hash);
         if (remembered != null) return CompletableFuture.completedFuture(remembered);
+        metrics.narinfoCacheMisses.inc();
         CompletableFuture<NarinfoAnswer> mine = new CompletableFuture<>();
         CompletableFuture<NarinfoAnswer> running = inflight.putIfAbsent(hash, mine);
-        if (running != null) return running.copy();
+        if (running != null) {
+            metrics.singleFlightWaiters.inc();
+            return running.copy();
+        }
         // a race that ended between the lookup above and putIfAbsent has remembered its answer
         remembered = remembered(hash);
         if (remembered != null) {
@@ -123,10 +168,12 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             mine.complete(remembered);
             return mine.copy();
         }
-        new NarinfoRace(hash, tiers, client, config.cache().raceDeadline(), this::won).start(timer)
+        long start = System.nanoTime();
+        new NarinfoRace(hash, raceTiers(), client, config.cache().raceDeadline(), new Observer()).start(timer)
                 .whenComplete((answer, failure) -> {
                     NarinfoAnswer a = failure == null ? answer : new NarinfoAnswer(502,
                             ("narinfo lookup failed: " + failure + "\n").getBytes(StandardCharsets.UTF_8), null);
+                    metrics.raceWait.observe((System.nanoTime() - start) / 1e9);
                     if (a.status() == 404) routes.rememberNotFound(hash); // failures are never remembered
                     inflight.remove(hash, mine); // only this race's entry, never a newer one
                     mine.complete(a);
@@ -134,28 +181,103 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         return mine.copy();
     }
 
+    /**
+     * The tiers to race now: Down upstreams and those cooling down after a network error are
+     * left out, and so is a tier left empty. If that leaves nothing, every upstream is tried
+     * anyway rather than failing blind.
+     */
+    private List<List<Upstream>> raceTiers() {
+        List<List<Upstream>> now = new ArrayList<>(tiers.size());
+        for (List<Upstream> tier : tiers) {
+            List<Upstream> members = tier.stream().filter(u -> health.get(u).raceable()).toList();
+            if (!members.isEmpty()) now.add(members);
+        }
+        return now.isEmpty() ? tiers : now;
+    }
+
     /** An answer from the route store, or null when the store knows nothing usable. */
     private NarinfoAnswer remembered(String hash) {
         RouteStore.Lookup lookup = routes.lookup(hash);
         if (lookup instanceof RouteStore.Hit hit && byBase.containsKey(hit.route().upstream())) {
+            metrics.narinfoCacheHits.inc();
             return new NarinfoAnswer(200, hit.route().narinfo(), hit.route().upstream());
         }
-        if (lookup instanceof RouteStore.NotFound) return new NarinfoAnswer(404, REMEMBERED_NOT_FOUND, null);
+        if (lookup instanceof RouteStore.NotFound) {
+            metrics.narinfoNegativeHits.inc();
+            return new NarinfoAnswer(404, REMEMBERED_NOT_FOUND, null);
+        }
         return null;
     }
 
-    private void won(Upstream upstream, Narinfo narinfo, byte[] body, double latencyMs) {
-        String url = narinfo.url();
-        routes.remember(narinfo.hashPart(), upstream.base().toString(), body, url.contains("://") ? null : url, latencyMs);
+    private final class Observer implements NarinfoRace.Observer {
+        @Override
+        public void won(Upstream upstream, Narinfo narinfo, byte[] body, double latencyMs) {
+            String url = narinfo.url();
+            routes.remember(narinfo.hashPart(), upstream.base().toString(), body, url.contains("://") ? null : url, latencyMs);
+            metrics.raceWins.labelValues(upstream.name()).inc();
+        }
+
+        @Override
+        public void answered(Upstream upstream, int status, double latencyMs) {
+            health.get(upstream).sample(latencyMs);
+            metrics.upstreamLatency.labelValues(upstream.name()).observe(latencyMs / 1000);
+        }
+
+        @Override
+        public void failed(Upstream upstream, Exception failure) {
+            health.get(upstream).cooldown(config.cache().massQuery().upstreamCooldown());
+        }
     }
 
     @Override
     public NarStream nar(NarRequest request, NarHandler handler) {
         Optional<Upstream> pinned = routes.upstreamForNar(request.target()).map(byBase::get);
-        List<Upstream> candidates = new ArrayList<>(preference.size());
+        List<Upstream> candidates = new ArrayList<>(byBase.size());
         pinned.ifPresent(candidates::add);
-        for (Upstream u : preference) if (!candidates.contains(u)) candidates.add(u);
+        List<Upstream> preference = upstreams();
+        for (Upstream u : preference) if (!candidates.contains(u) && health.get(u).raceable()) candidates.add(u);
+        for (Upstream u : preference) if (!candidates.contains(u)) candidates.add(u); // Down ones last
         return new NarExchange(request, handler, candidates, pinned.isPresent(), client,
-                config.server().writeTimeout());
+                config.server().writeTimeout(), metrics);
+    }
+
+    @Override
+    public Answer health() {
+        List<Map<String, Object>> upstreams = new ArrayList<>();
+        int down = 0;
+        boolean allActive = true;
+        for (Upstream u : upstreams()) {
+            UpstreamHealth.Snapshot s = health.get(u).snapshot();
+            if (s.state() == UpstreamState.DOWN) down++;
+            if (s.state() != UpstreamState.ACTIVE) allActive = false;
+            Map<String, Object> entry = new LinkedHashMap<>();
+            entry.put("url", u.name());
+            entry.put("priority", u.priority());
+            entry.put("state", s.state().label());
+            entry.put("ema_latency_ms", Double.isNaN(s.emaMs()) ? null : Math.round(s.emaMs() * 100) / 100.0);
+            entry.put("consecutive_failures", s.consecutiveFailures());
+            entry.put("last_probe", s.lastProbeAt() == 0 ? null : Instant.ofEpochMilli(s.lastProbeAt()).toString());
+            upstreams.add(entry);
+        }
+        String status = down == health.size() ? "down" : allActive && routes.persistent() ? "ok" : "degraded";
+        Map<String, Object> store = new LinkedHashMap<>();
+        store.put("persistent", routes.persistent());
+        store.put("state", routes.state());
+        store.put("routes", routes.size());
+        Map<String, Object> report = new LinkedHashMap<>();
+        report.put("status", status);
+        report.put("upstreams", upstreams);
+        report.put("route_store", store);
+        try {
+            return new Answer(status.equals("down") ? 503 : 200, "application/json",
+                    JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(report));
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    @Override
+    public Answer metrics() {
+        return new Answer(200, metrics.contentType(), metrics.scrape());
     }
 }

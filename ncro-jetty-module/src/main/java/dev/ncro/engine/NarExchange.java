@@ -3,6 +3,7 @@ package dev.ncro.engine;
 import dev.ncro.api.NarHandler;
 import dev.ncro.api.NarRequest;
 import dev.ncro.api.NarStream;
+import dev.ncro.metrics.NcroMetrics;
 import dev.ncro.upstream.StreamingConsumer;
 import dev.ncro.upstream.Upstream;
 import dev.ncro.upstream.UpstreamClient;
@@ -45,6 +46,8 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
     private final boolean pinned;
     private final UpstreamClient client;
     private final Duration idleTimeout;
+    private final NcroMetrics metrics;
+    private final java.util.concurrent.atomic.AtomicBoolean open = new java.util.concurrent.atomic.AtomicBoolean();
 
     private int next;
     private final List<String> failures = new ArrayList<>();
@@ -57,7 +60,8 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
     private String attemptFailure;
 
     NarExchange(NarRequest request, NarHandler handler, List<Upstream> candidates, boolean pinned,
-            UpstreamClient client, Duration idleTimeout) {
+            UpstreamClient client, Duration idleTimeout, NcroMetrics metrics) {
+        this.metrics = metrics;
         this.request = request;
         this.handler = handler;
         this.candidates = candidates;
@@ -68,6 +72,8 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
 
     @Override
     public void start() {
+        metrics.narRequests.inc();
+        if (open.compareAndSet(false, true)) metrics.narStreamsInFlight.inc();
         attempt();
     }
 
@@ -75,8 +81,10 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
         if (cancelled) return;
         if (next >= candidates.size()) {
             if (failures.isEmpty()) {
+                closed();
                 handler.onFailure(404, "not found in any upstream: " + request.target());
             } else {
+                closed();
                 handler.onFailure(502, "no upstream served " + request.target() + ": " + String.join("; ", failures));
             }
             return;
@@ -123,12 +131,14 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
 
     @Override
     public void onData(ByteBuffer data) {
+        metrics.narBytes.inc(data.remaining());
         handler.onData(data);
     }
 
     @Override
     public void onEnd() {
         if (headSent) {
+            closed();
             handler.onComplete();
         } else if (attemptFailure == null) {
             attempt(); // not found here: the next candidate
@@ -143,6 +153,7 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
         String reason = NarinfoRace.describe(failure);
         if (headSent) {
             LOG.warn("NAR {} from {} failed after the response started: {}", request.target(), current, reason);
+            closed();
             handler.onFailure(502, current + " failed mid-body: " + reason);
         } else {
             failed(reason);
@@ -153,10 +164,16 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
         failures.add(current + ": " + reason);
         if (pinned && next == 1) {
             LOG.warn("NAR {} from pinned upstream {} failed: {}", request.target(), current, reason);
+            closed();
             handler.onFailure(502, "upstream " + current + " (which served the narinfo) failed: " + reason);
         } else {
             attempt();
         }
+    }
+
+    /** The stream is over, one way or another: counted once. */
+    private void closed() {
+        if (open.compareAndSet(true, false)) metrics.narStreamsInFlight.dec();
     }
 
     @Override
@@ -168,6 +185,7 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
     @Override
     public void cancel() {
         cancelled = true;
+        closed();
         StreamingConsumer c = consumer;
         if (c != null) c.cancel();
         Future<Void> f = exchange;

@@ -37,9 +37,15 @@ import org.slf4j.LoggerFactory;
  * <p>All state is guarded by {@code this}; callbacks arrive on I/O threads and the timer.
  */
 final class NarinfoRace {
-    /** Told about the winner before the answer completes, so it can be remembered first. */
-    interface Winner {
+    /** Told what each upstream did; the winner before the answer completes, so it is remembered first. */
+    interface Observer {
         void won(Upstream upstream, Narinfo narinfo, byte[] body, double latencyMs);
+
+        /** An upstream answered (any HTTP status) after {@code latencyMs}. */
+        void answered(Upstream upstream, int status, double latencyMs);
+
+        /** An upstream failed without an HTTP answer (refused, reset, timed out). */
+        void failed(Upstream upstream, Exception failure);
     }
 
     private static final Logger LOG = LoggerFactory.getLogger(NarinfoRace.class);
@@ -48,8 +54,9 @@ final class NarinfoRace {
     private final List<List<Upstream>> tiers;
     private final UpstreamClient client;
     private final Duration deadline;
-    private final Winner onWin;
+    private final Observer observer;
     private long startNanos;
+    private long tierStartNanos;
     private final CompletableFuture<NarinfoAnswer> result = new CompletableFuture<>();
 
     private int tier = -1;
@@ -61,12 +68,12 @@ final class NarinfoRace {
     private ScheduledFuture<?> timer;
 
     NarinfoRace(String hash, List<List<Upstream>> tiers, UpstreamClient client, Duration deadline,
-            Winner onWin) {
+            Observer observer) {
         this.hash = hash;
         this.tiers = tiers;
         this.client = client;
         this.deadline = deadline;
-        this.onWin = onWin;
+        this.observer = observer;
     }
 
     CompletableFuture<NarinfoAnswer> start(ScheduledExecutorService scheduler) {
@@ -87,6 +94,7 @@ final class NarinfoRace {
         while (!result.isDone() && ++tier < tiers.size()) {
             List<Upstream> members = tiers.get(tier);
             pending = members.size();
+            tierStartNanos = System.nanoTime();
             settled.clear();
             starting = true;
             for (Upstream upstream : members) {
@@ -125,13 +133,16 @@ final class NarinfoRace {
         inflight.remove(upstream);
         settled.add(upstream);
         if (result.isDone()) return;
-        onWin.won(upstream, narinfo, body, (System.nanoTime() - startNanos) / 1e6);
+        observer.won(upstream, narinfo, body, (System.nanoTime() - tierStartNanos) / 1e6);
         finish(200, null, upstream, body);
     }
 
     private synchronized void onDeadline() {
         if (result.isDone()) return;
         String waiting = inflight.keySet().toString();
+        for (Upstream slow : inflight.keySet()) {
+            observer.failed(slow, new java.util.concurrent.TimeoutException("no answer within the race deadline"));
+        }
         finish(504, "deadline of " + Durations.format(deadline) + " passed waiting for " + waiting
                 + (failures.isEmpty() ? "" : "; failures: " + String.join("; ", failures)), null);
     }
@@ -158,6 +169,7 @@ final class NarinfoRace {
         @Override
         public void completed(Fetched fetched) {
             int status = fetched.status();
+            observer.answered(upstream, status, (System.nanoTime() - tierStartNanos) / 1e6);
             if (status == 200) {
                 Narinfo narinfo;
                 try {
@@ -177,6 +189,7 @@ final class NarinfoRace {
 
         @Override
         public void failed(Exception ex) {
+            observer.failed(upstream, ex);
             settle(upstream, false, describe(ex));
         }
 

@@ -75,7 +75,7 @@ public final class RouteStore extends AbstractLifeCycle {
     protected void doStart() throws Exception {
         try {
             db = new SqliteRoutes(dbPath, maxEntries, clock);
-            state = "sqlite " + dbPath + " (" + db.routeCount() + " routes)";
+            state = "sqlite " + dbPath;
         } catch (SQLException | RuntimeException e) {
             db = null;
             state = "memory only: route database " + dbPath + " is unusable: " + e.getMessage();
@@ -88,7 +88,7 @@ public final class RouteStore extends AbstractLifeCycle {
         byNarUrl = Caffeine.newBuilder().maximumSize(frontSize).ticker(ticker).expireAfter(new UntilExpiry()).build();
         Duration inMemoryNegative = db == null ? negativeTtl : memoryNegativeTtl;
         negatives = Caffeine.newBuilder().maximumSize(frontSize).ticker(ticker).expireAfterWrite(inMemoryNegative).build();
-        if (db != null) LOG.info("route store: {}", state);
+        if (db != null) LOG.info("route store: {} ({} routes)", state, db.routeCount());
     }
 
     @Override

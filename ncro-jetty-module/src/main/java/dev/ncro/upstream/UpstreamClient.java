@@ -84,7 +84,12 @@ public final class UpstreamClient extends AbstractLifeCycle {
 
     /** GETs a small resource, reading at most {@code maxBytes} of a 200 answer. */
     public Future<Fetched> fetch(URI uri, int maxBytes, Duration timeout, FutureCallback<Fetched> callback) {
-        AsyncRequestProducer request = AsyncRequestBuilder.get(uri).build();
+        return request("GET", uri, maxBytes, timeout, callback);
+    }
+
+    /** Sends a body-less request ({@code GET} or {@code HEAD}), reading a small answer. */
+    public Future<Fetched> request(String method, URI uri, int maxBytes, Duration timeout, FutureCallback<Fetched> callback) {
+        AsyncRequestProducer request = AsyncRequestBuilder.create(method).setUri(uri).build();
         return running().execute(request, new BoundedBodyConsumer(maxBytes), null, context(timeout), callback);
     }
 

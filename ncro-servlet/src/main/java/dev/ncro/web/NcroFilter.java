@@ -1,5 +1,6 @@
 package dev.ncro.web;
 
+import dev.ncro.api.Answer;
 import dev.ncro.api.NcroService;
 import jakarta.servlet.AsyncContext;
 import jakarta.servlet.AsyncEvent;
@@ -21,7 +22,7 @@ import java.util.regex.Pattern;
  *   <li>methods other than GET and HEAD: 405;</li>
  *   <li>{@code /<hash>.narinfo} with a 32-character nix32 hash: answered here, asynchronously,
  *       from the engine's race;</li>
- *   <li>{@code /nix-cache-info}: answered here from the configuration;</li>
+ *   <li>{@code /nix-cache-info}, {@code /health}, {@code /metrics}: answered here;</li>
  *   <li>{@code /nar/...}: passed to the NAR servlet;</li>
  *   <li>anything else: 404, without touching an upstream.</li>
  * </ol>
@@ -65,6 +66,10 @@ public final class NcroFilter extends HttpFilter {
             response.setContentType("text/x-nix-cache-info");
             response.setContentLength(body.length);
             if (!head) response.getOutputStream().write(body);
+        } else if (path.equals("/health")) {
+            answer(response, ncro.health(), head);
+        } else if (path.equals("/metrics")) {
+            answer(response, ncro.metrics(), head);
         } else if (path.startsWith("/nar/") && path.length() > 5) {
             chain.doFilter(request, response);
         } else {
@@ -102,6 +107,14 @@ public final class NcroFilter extends HttpFilter {
                 SmallResponse.send(async, answer.status(), type, answer.body(), head);
             }
         });
+    }
+
+    private static void answer(HttpServletResponse response, Answer answer, boolean head) throws IOException {
+        response.setStatus(answer.status());
+        response.setContentType(answer.contentType());
+        response.setContentLength(answer.body().length);
+        response.setHeader("Cache-Control", "no-store");
+        if (!head) response.getOutputStream().write(answer.body());
     }
 
     static void plain(HttpServletResponse response, int status, String text) throws IOException {

@@ -1,0 +1,79 @@
+package dev.ncro.metrics;
+
+import io.prometheus.metrics.core.metrics.Counter;
+import io.prometheus.metrics.core.metrics.Gauge;
+import io.prometheus.metrics.core.metrics.GaugeWithCallback;
+import io.prometheus.metrics.core.metrics.Histogram;
+import io.prometheus.metrics.expositionformats.PrometheusTextFormatWriter;
+import io.prometheus.metrics.model.registry.PrometheusRegistry;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.Map;
+import java.util.function.DoubleSupplier;
+import java.util.function.Supplier;
+
+/**
+ * ncro's Prometheus metrics, in a registry of the engine's own (never the global default, so
+ * that several engines in one JVM do not collide). Names carry their unit; counters get
+ * {@code _total} from the exposition format. The {@code upstream} label is the upstream's
+ * display name, which never carries credentials.
+ */
+public final class NcroMetrics {
+    private static final double[] LATENCY_BUCKETS = {
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10};
+
+    private final PrometheusRegistry registry = new PrometheusRegistry();
+    private final PrometheusTextFormatWriter writer = PrometheusTextFormatWriter.create();
+
+    public final Counter narinfoCacheHits = Counter.builder().name("ncro_narinfo_cache_hits")
+            .help("narinfo lookups answered from remembered routes").register(registry);
+    public final Counter narinfoCacheMisses = Counter.builder().name("ncro_narinfo_cache_misses")
+            .help("narinfo lookups that needed a race (or joined one)").register(registry);
+    public final Counter narinfoNegativeHits = Counter.builder().name("ncro_narinfo_negative_cache_hits")
+            .help("narinfo lookups answered 404 from a remembered not-found").register(registry);
+    public final Counter singleFlightWaiters = Counter.builder().name("ncro_narinfo_singleflight_waiters")
+            .help("narinfo lookups that joined a race already in flight for the same hash").register(registry);
+    public final Counter narinfoRequests = Counter.builder().name("ncro_narinfo_requests")
+            .help("narinfo answers by HTTP status").labelNames("status").register(registry);
+    public final Histogram raceWait = Histogram.builder().name("ncro_race_wait_seconds")
+            .help("time from the start of a race to its answer").classicOnly().classicUpperBounds(LATENCY_BUCKETS)
+            .register(registry);
+    public final Counter raceWins = Counter.builder().name("ncro_upstream_race_wins")
+            .help("narinfo races won, by upstream").labelNames("upstream").register(registry);
+    public final Histogram upstreamLatency = Histogram.builder().name("ncro_upstream_latency_seconds")
+            .help("upstream answer latency seen by races and probes").labelNames("upstream")
+            .classicOnly().classicUpperBounds(LATENCY_BUCKETS).register(registry);
+    public final Counter narRequests = Counter.builder().name("ncro_nar_requests")
+            .help("NAR (file) requests").register(registry);
+    public final Counter narBytes = Counter.builder().name("ncro_nar_bytes_streamed")
+            .help("NAR body bytes streamed from upstreams to clients").unit(io.prometheus.metrics.model.snapshots.Unit.BYTES)
+            .register(registry);
+    public final Gauge narStreamsInFlight = Gauge.builder().name("ncro_nar_streams_in_flight")
+            .help("NAR streams currently open").register(registry);
+
+    /** Gauges read at scrape time from the engine's state. */
+    public void registerCallbacks(DoubleSupplier routeEntries, Supplier<Map<String, Double>> upstreamStates) {
+        GaugeWithCallback.builder().name("ncro_route_entries").help("routes remembered")
+                .callback(cb -> cb.call(routeEntries.getAsDouble())).register(registry);
+        GaugeWithCallback.builder().name("ncro_upstream_state")
+                .help("upstream health: 0 active, 1 degraded, 2 down").labelNames("upstream")
+                .callback(cb -> upstreamStates.get().forEach((upstream, state) -> cb.call(state, upstream)))
+                .register(registry);
+    }
+
+    /** The Prometheus text exposition of every metric. */
+    public byte[] scrape() {
+        ByteArrayOutputStream out = new ByteArrayOutputStream(8192);
+        try {
+            writer.write(out, registry.scrape());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return out.toByteArray();
+    }
+
+    public String contentType() {
+        return writer.getContentType();
+    }
+}
