@@ -169,12 +169,16 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             return mine.copy();
         }
         long start = System.nanoTime();
-        new NarinfoRace(hash, raceTiers(), client, config.cache().raceDeadline(), new Observer()).start(timer)
+        List<Upstream> cooling = new ArrayList<>();
+        List<List<Upstream>> raced = raceTiers(cooling);
+        boolean everyoneAsked = raced.stream().mapToInt(List::size).sum() == byBase.size();
+        new NarinfoRace(hash, raced, cooling, client, config.cache().raceDeadline(), new Observer()).start(timer)
                 .whenComplete((answer, failure) -> {
                     NarinfoAnswer a = failure == null ? answer : new NarinfoAnswer(502,
                             ("narinfo lookup failed: " + failure + "\n").getBytes(StandardCharsets.UTF_8), null);
                     metrics.raceWait.observe((System.nanoTime() - start) / 1e9);
-                    if (a.status() == 404) routes.rememberNotFound(hash); // failures are never remembered
+                    // failures are never remembered, nor a not-found some upstream was not asked about
+                    if (a.status() == 404 && everyoneAsked) routes.rememberNotFound(hash);
                     inflight.remove(hash, mine); // only this race's entry, never a newer one
                     mine.complete(a);
                 });
@@ -184,15 +188,25 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     /**
      * The tiers to race now: Down upstreams and those cooling down after a network error are
      * left out, and so is a tier left empty. If that leaves nothing, every upstream is tried
-     * anyway rather than failing blind.
+     * anyway rather than failing blind. A Down upstream counts as absent; one only cooling
+     * down is added to {@code cooling}, because it may well have the path.
      */
-    private List<List<Upstream>> raceTiers() {
+    private List<List<Upstream>> raceTiers(List<Upstream> cooling) {
         List<List<Upstream>> now = new ArrayList<>(tiers.size());
         for (List<Upstream> tier : tiers) {
-            List<Upstream> members = tier.stream().filter(u -> health.get(u).raceable()).toList();
+            List<Upstream> members = new ArrayList<>();
+            for (Upstream u : tier) {
+                UpstreamHealth h = health.get(u);
+                if (h.raceable()) members.add(u);
+                else if (h.state() != UpstreamState.DOWN) cooling.add(u);
+            }
             if (!members.isEmpty()) now.add(members);
         }
-        return now.isEmpty() ? tiers : now;
+        if (now.isEmpty()) {
+            cooling.clear();
+            return tiers;
+        }
+        return now;
     }
 
     /** An answer from the route store, or null when the store knows nothing usable. */

@@ -55,6 +55,7 @@ final class NarinfoRace {
     private final UpstreamClient client;
     private final Duration deadline;
     private final Observer observer;
+    private final List<Upstream> cooling;
     private long startNanos;
     private long tierStartNanos;
     private final CompletableFuture<NarinfoAnswer> result = new CompletableFuture<>();
@@ -67,8 +68,13 @@ final class NarinfoRace {
     private boolean starting;
     private ScheduledFuture<?> timer;
 
-    NarinfoRace(String hash, List<List<Upstream>> tiers, UpstreamClient client, Duration deadline,
-            Observer observer) {
+    /**
+     * @param cooling upstreams left out because they are cooling down after a recent failure:
+     *     if nobody raced has the path, they may, so the answer is then 502, not 404
+     */
+    NarinfoRace(String hash, List<List<Upstream>> tiers, List<Upstream> cooling, UpstreamClient client,
+            Duration deadline, Observer observer) {
+        this.cooling = cooling;
         this.hash = hash;
         this.tiers = tiers;
         this.client = client;
@@ -114,8 +120,10 @@ final class NarinfoRace {
             if (pending > 0) return;
         }
         if (result.isDone()) return;
-        if (failures.isEmpty()) {
+        if (failures.isEmpty() && cooling.isEmpty()) {
             finish(404, "not found in any upstream", null);
+        } else if (failures.isEmpty()) {
+            finish(502, "no upstream raced has " + hash + ".narinfo; not asked after a recent failure: " + cooling, null);
         } else {
             finish(502, "no upstream has " + hash + ".narinfo and some failed: " + String.join("; ", failures), null);
         }

@@ -62,6 +62,9 @@ public final class UpstreamClient extends AbstractLifeCycle {
                 .setIOReactorConfig(IOReactorConfig.custom()
                         .setIoThreadCount(Math.max(2, Runtime.getRuntime().availableProcessors()))
                         .setTcpNoDelay(true)
+                        // timeouts are checked once per select loop: 1 s by default, too coarse
+                        // for probe timeouts and cooldowns measured in hundreds of milliseconds
+                        .setSelectInterval(TimeValue.ofMilliseconds(100))
                         .build())
                 .disableAutomaticRetries()
                 .disableCookieManagement()

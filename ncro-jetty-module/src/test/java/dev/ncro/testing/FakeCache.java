@@ -62,6 +62,8 @@ public final class FakeCache implements AutoCloseable {
     private final java.util.Set<String> chunked = ConcurrentHashMap.newKeySet();
     private final java.util.concurrent.Semaphore abortedWrites = new java.util.concurrent.Semaphore(0);
     private volatile Path directory;
+    private volatile boolean hangAll;
+    private int fixedPort;
     private volatile Duration delay = Duration.ZERO;
 
     private FakeCache() {
@@ -79,8 +81,10 @@ public final class FakeCache implements AutoCloseable {
         });
     }
 
+    /** Starts serving, with a {@code /nix-cache-info} as every binary cache has one. */
     public static FakeCache start() {
         FakeCache cache = new FakeCache();
+        cache.put("/nix-cache-info", "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n");
         try {
             cache.server.start();
         } catch (Exception e) {
@@ -90,11 +94,12 @@ public final class FakeCache implements AutoCloseable {
     }
 
     public URI uri() {
-        return URI.create("http://127.0.0.1:" + connector.getLocalPort());
+        return URI.create("http://127.0.0.1:" + port());
     }
 
     public int port() {
-        return connector.getLocalPort();
+        int p = connector.getLocalPort();
+        return p > 0 ? p : fixedPort;
     }
 
     /** @param path absolute request path such as {@code /abc.narinfo} */
@@ -154,6 +159,32 @@ public final class FakeCache implements AutoCloseable {
         return abortedWrites.tryAcquire(max.toMillis(), TimeUnit.MILLISECONDS);
     }
 
+    /** Every request from now on hangs (accepted, never answered), probes included. */
+    public FakeCache hangAll(boolean on) {
+        hangAll = on;
+        return this;
+    }
+
+    /** Stops listening: connections to its port are refused until {@link #resume()}. */
+    public void refuseConnections() {
+        fixedPort = port();
+        try {
+            server.stop();
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Listens again on the same port. */
+    public void resume() {
+        connector.setPort(fixedPort);
+        try {
+            server.start();
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot listen again on port " + fixedPort, e);
+        }
+    }
+
     public FakeCache clearScripts() {
         scripts.clear();
         return this;
@@ -202,7 +233,7 @@ public final class FakeCache implements AutoCloseable {
     private void respond(Request request, Response response, Callback callback) {
         String path = request.getHttpURI().getPath();
         Script script = scripts.get(path);
-        if (script instanceof Hang) {
+        if (hangAll || script instanceof Hang) {
             hanging.add(callback);
             return;
         }

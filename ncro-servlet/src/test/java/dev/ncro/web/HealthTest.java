@@ -1,0 +1,141 @@
+package dev.ncro.web;
+
+import static dev.ncro.testing.Narinfos.hash;
+import static dev.ncro.testing.Narinfos.narinfo;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.ncro.testing.FakeCache;
+import dev.ncro.testing.FakeClock;
+import java.net.http.HttpResponse;
+import java.nio.file.Path;
+import java.time.Duration;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Upstream health as operators and clients see it. Probes are driven by the test
+ * ({@code probeAll}), the clock is fake: nothing here waits for a timer.
+ */
+class HealthTest {
+    @TempDir
+    Path dir;
+
+    private final FakeCache a = FakeCache.start();
+    private final FakeCache b = FakeCache.start();
+    private final FakeClock clock = new FakeClock();
+    private NcroUnderTest ncro;
+
+    @AfterEach
+    void stop() throws Exception {
+        if (ncro != null) ncro.close();
+        a.hangAll(false).close();
+        b.hangAll(false).close();
+    }
+
+    private NcroUnderTest start(String deadline) throws Exception {
+        String yaml = NcroUnderTest.config("race_deadline: " + deadline, a.uri(), 10, b.uri(), 10)
+                + "health:\n  probe_interval: 1h\n  probe_timeout: 200ms\n";
+        return NcroUnderTest.start(yaml, dir.resolve("routes.db"), clock);
+    }
+
+    private JsonNode health() throws Exception {
+        HttpResponse<byte[]> r = ncro.get("/health");
+        JsonNode json = new ObjectMapper().readTree(r.body());
+        assertEquals(json.get("status").asText().equals("down") ? 503 : 200, r.statusCode());
+        return json;
+    }
+
+    private static JsonNode upstream(JsonNode health, FakeCache cache) {
+        for (JsonNode u : health.get("upstreams")) if (u.get("url").asText().equals(cache.uri().toString())) return u;
+        throw new AssertionError("no " + cache.uri() + " in " + health);
+    }
+
+    private void probe(int times) throws Exception {
+        for (int i = 0; i < times; i++) ncro.engine.probes().probeAll().get();
+    }
+
+    @Test
+    void refusingUpstream_goesDegradedThenDown_onHealth_andRejoinsWhenBack() throws Exception {
+        String onlyB = hash(60);
+        b.put("/" + onlyB + ".narinfo", narinfo(onlyB, "b", "nar/b.nar", 3));
+        ncro = start("5s");
+        probe(1);
+        JsonNode healthy = health();
+        assertEquals("ok", healthy.get("status").asText());
+        assertTrue(upstream(healthy, b).get("ema_latency_ms").isNumber());
+        assertTrue(upstream(healthy, b).get("last_probe").isTextual());
+
+        b.refuseConnections();
+        probe(3);
+        assertEquals("degraded", upstream(health(), b).get("state").asText());
+        probe(7);
+        JsonNode down = health();
+        assertEquals("down", upstream(down, b).get("state").asText());
+        assertEquals(10, upstream(down, b).get("consecutive_failures").asInt());
+        assertEquals("degraded", down.get("status").asText(), "one of two upstreams down");
+        assertEquals("active", upstream(down, a).get("state").asText());
+
+        b.resume();
+        probe(1);
+        JsonNode back = health();
+        assertEquals("active", upstream(back, b).get("state").asText());
+        assertEquals("ok", back.get("status").asText());
+        assertEquals(200, ncro.get("/" + onlyB + ".narinfo").statusCode(), "b is raced again");
+    }
+
+    @Test
+    void hangingUpstream_onceDown_lookupsNoLongerWaitForIt() throws Exception {
+        String first = hash(61);
+        String second = hash(62);
+        b.hangAll(true);
+        ncro = start("300ms");
+
+        // while b is active a miss waits for it until the deadline: 504, never 404
+        assertEquals(504, ncro.get("/" + first + ".narinfo").statusCode());
+
+        probe(10); // every probe times out
+        assertEquals("down", upstream(health(), b).get("state").asText());
+        clock.advance(Duration.ofMinutes(1)); // past the cooldown the deadline imposed
+        b.clearLog();
+
+        HttpResponse<byte[]> r = ncro.get("/" + second + ".narinfo");
+
+        assertEquals(404, r.statusCode(), "a Down upstream is left out: " + new String(r.body()));
+        assertEquals(0, b.count("/" + second + ".narinfo"), "the hanging upstream was not asked");
+        assertEquals(1, a.count("/" + second + ".narinfo"));
+    }
+
+    @Test
+    void upstreamCoolingDownAfterAFailure_isNotAskedButAMissIsThen502_not404() throws Exception {
+        String h = hash(63);
+        b.refuseConnections();
+        ncro = start("5s");
+        assertEquals(502, ncro.get("/" + h + ".narinfo").statusCode()); // refused: b cools down
+        b.resume();
+
+        HttpResponse<byte[]> during = ncro.get("/" + hash(64) + ".narinfo");
+
+        assertEquals(502, during.statusCode(), "b may have it: no 404 while it was skipped");
+        assertEquals(0, b.count("/" + hash(64) + ".narinfo"));
+        clock.advance(Duration.ofSeconds(16));
+        assertEquals(404, ncro.get("/" + hash(64) + ".narinfo").statusCode(), "after the cooldown b is asked again");
+        assertEquals(1, b.count("/" + hash(64) + ".narinfo"));
+    }
+
+    @Test
+    void everyUpstreamDown_isStillTried_andHealthSays503() throws Exception {
+        String h = hash(65);
+        a.refuseConnections();
+        b.put("/" + h + ".narinfo", narinfo(h, "b", "nar/b.nar", 3)).refuseConnections();
+        ncro = start("5s");
+        probe(10);
+        assertEquals("down", health().get("status").asText());
+
+        b.resume();
+        assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode(), "with everyone down, all are tried");
+    }
+}
