@@ -46,7 +46,7 @@ public final class NcroMetrics {
             .classicOnly().classicUpperBounds(LATENCY_BUCKETS).register(registry);
     public final Counter narRequests = Counter.builder().name("ncro_nar_requests")
             .help("NAR (file) requests").register(registry);
-    public final Counter narBytes = Counter.builder().name("ncro_nar_bytes_streamed")
+    public final Counter narBytes = Counter.builder().name("ncro_nar_streamed")
             .help("NAR body bytes streamed from upstreams to clients").unit(io.prometheus.metrics.model.snapshots.Unit.BYTES)
             .register(registry);
     public final Gauge narStreamsInFlight = Gauge.builder().name("ncro_nar_streams_in_flight")
