@@ -83,7 +83,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
                 cache.massQuery().inMemoryNegativeTtl(), clock);
         this.client = new UpstreamClient(Defaults.CONNECT_TIMEOUT);
         this.probes = new ProbeScheduler(targets, client, config.health().probeInterval(),
-                config.health().probeTimeout(), () -> timer);
+                config.health().probeTimeout(), () -> timer, h -> routes.saveHealth(h.snapshot()));
         addBean(routes, true);
         addBean(client, true);
         addBean(probes, true);
@@ -105,7 +105,14 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         });
         t.setRemoveOnCancelPolicy(true); // a won race's deadline must not linger in the queue
         timer = t;
-        super.doStart();
+        // the route store first, so that each upstream's health is seeded before probes and races
+        start(routes);
+        Map<String, UpstreamHealth.Snapshot> persisted = routes.loadHealth();
+        health.forEach((u, h) -> {
+            UpstreamHealth.Snapshot s = persisted.get(u.name());
+            if (s != null) h.seed(s);
+        });
+        super.doStart(); // starts the rest; the running route store is left as it is
     }
 
     @Override

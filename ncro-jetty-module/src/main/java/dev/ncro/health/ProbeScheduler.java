@@ -35,12 +35,14 @@ public final class ProbeScheduler extends AbstractLifeCycle {
     private final Duration interval;
     private final Duration timeout;
     private final Supplier<ScheduledExecutorService> timer;
+    private final java.util.function.Consumer<UpstreamHealth> probed;
     private final Map<Upstream, Boolean> headRefused = new ConcurrentHashMap<>();
     private final Map<Upstream, ScheduledFuture<?>> scheduled = new ConcurrentHashMap<>();
 
     /** Probes sent on the timer's thread; answers handled on the client's I/O threads. */
     public ProbeScheduler(List<Target> targets, UpstreamClient client, Duration interval, Duration timeout,
-            Supplier<ScheduledExecutorService> timer) {
+            Supplier<ScheduledExecutorService> timer, java.util.function.Consumer<UpstreamHealth> probed) {
+        this.probed = probed;
         this.targets = List.copyOf(targets);
         this.client = client;
         this.interval = interval;
@@ -122,7 +124,12 @@ public final class ProbeScheduler extends AbstractLifeCycle {
         }
     }
 
-    private static void finish(Target t, UpstreamState before, String outcome, CompletableFuture<Void> done) {
+    private void finish(Target t, UpstreamState before, String outcome, CompletableFuture<Void> done) {
+        try {
+            probed.accept(t.health());
+        } catch (RuntimeException e) {
+            LOG.warn("after probing {}: {}", t.upstream(), e.toString());
+        }
         UpstreamState after = t.health().state();
         if (after != before) {
             LOG.warn("upstream {} is now {} (was {}; last probe: {})", t.upstream(), after.label(), before.label(), outcome);

@@ -168,6 +168,24 @@ public final class RouteStore extends AbstractLifeCycle {
         if (d != null) d.putNegative(hash, clock.millis() + negativeTtl.toMillis());
     }
 
+    /** Persists an upstream's health (for seeding after a restart); a no-op without a database. */
+    public void saveHealth(dev.ncro.health.UpstreamHealth.Snapshot snapshot) {
+        SqliteRoutes d = db;
+        if (d != null) d.putHealth(snapshot);
+    }
+
+    /** Health snapshots persisted by an earlier run, by upstream name; empty without a database. */
+    public java.util.Map<String, dev.ncro.health.UpstreamHealth.Snapshot> loadHealth() {
+        SqliteRoutes d = db;
+        if (d == null) return java.util.Map.of();
+        try {
+            return d.health();
+        } catch (SQLException e) {
+            LOG.warn("route database {}: cannot read health snapshots: {}", dbPath, e.toString());
+            return java.util.Map.of();
+        }
+    }
+
     /** Completes once every write made before the call is in the database. */
     public CompletableFuture<Void> flush() {
         SqliteRoutes d = db;

@@ -18,6 +18,8 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.time.InstantSource;
+import dev.ncro.health.UpstreamHealth;
+import dev.ncro.health.UpstreamState;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.sqlite.SQLiteConfig;
@@ -42,7 +44,8 @@ final class SqliteRoutes implements AutoCloseable {
     private static final long PURGE_EVERY_MS = 60_000;
     private static final int SCHEMA_VERSION = 1;
 
-    private sealed interface Op permits PutRoute, PutNegative, Barrier {}
+    private sealed interface Op permits PutRoute, PutNegative, PutHealth, Barrier {}
+    private record PutHealth(UpstreamHealth.Snapshot snapshot) implements Op {}
     private record PutRoute(Route route) implements Op {}
     private record PutNegative(String hash, long expiresAt) implements Op {}
     private record Barrier(CompletableFuture<Void> done) implements Op {}
@@ -86,6 +89,8 @@ final class SqliteRoutes implements AutoCloseable {
                 s.execute("CREATE INDEX IF NOT EXISTS routes_expires_at ON routes(expires_at)");
                 s.execute("CREATE TABLE IF NOT EXISTS negatives (hash TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID");
                 s.execute("CREATE INDEX IF NOT EXISTS negatives_expires_at ON negatives(expires_at)");
+                s.execute("CREATE TABLE IF NOT EXISTS health (upstream TEXT PRIMARY KEY, state TEXT NOT NULL,"
+                        + " ema_ms REAL, failures INTEGER NOT NULL, last_probe INTEGER NOT NULL)");
                 s.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', '" + SCHEMA_VERSION + "')");
                 try (ResultSet rs = s.executeQuery("SELECT value FROM meta WHERE key = 'schema_version'")) {
                     int version = rs.next() ? Integer.parseInt(rs.getString(1)) : -1;
@@ -189,7 +194,33 @@ final class SqliteRoutes implements AutoCloseable {
         }
     }
 
+    /** Every persisted upstream health snapshot, by upstream name. */
+    Map<String, UpstreamHealth.Snapshot> health() throws SQLException {
+        return read(c -> {
+            Map<String, UpstreamHealth.Snapshot> all = new java.util.HashMap<>();
+            try (Statement st = c.createStatement();
+                    ResultSet rs = st.executeQuery("SELECT upstream, state, ema_ms, failures, last_probe FROM health")) {
+                while (rs.next()) {
+                    double ema = rs.getDouble(3);
+                    if (rs.wasNull()) ema = Double.NaN;
+                    UpstreamState state;
+                    try {
+                        state = UpstreamState.valueOf(rs.getString(2));
+                    } catch (IllegalArgumentException e) {
+                        continue; // written by another version: ignore
+                    }
+                    all.put(rs.getString(1), new UpstreamHealth.Snapshot(rs.getString(1), state, ema, rs.getInt(4), rs.getLong(5), 0));
+                }
+            }
+            return all;
+        });
+    }
+
     // ---- writes: queued, applied by the writer thread ----
+
+    void putHealth(UpstreamHealth.Snapshot snapshot) {
+        enqueue(new PutHealth(snapshot));
+    }
 
     void put(Route route) {
         enqueue(new PutRoute(route));
@@ -282,6 +313,8 @@ final class SqliteRoutes implements AutoCloseable {
                 PreparedStatement renewNegative = writer.prepareStatement(
                         "UPDATE negatives SET expires_at = ? WHERE hash = ?");
                 PreparedStatement dropNegative = writer.prepareStatement("DELETE FROM negatives WHERE hash = ?");
+                PreparedStatement health = writer.prepareStatement(
+                        "INSERT OR REPLACE INTO health (upstream, state, ema_ms, failures, last_probe) VALUES (?, ?, ?, ?, ?)");
                 PreparedStatement touch = writer.prepareStatement(
                         "UPDATE routes SET last_used = ? WHERE hash = ? AND last_used < ?")) {
             for (Op op : batch) {
@@ -312,6 +345,15 @@ final class SqliteRoutes implements AutoCloseable {
                         dropNegative.setString(1, r.hash());
                         negativeCount.addAndGet(-dropNegative.executeUpdate());
                     }
+                } else if (op instanceof PutHealth h) {
+                    UpstreamHealth.Snapshot snap = h.snapshot();
+                    health.setString(1, snap.upstream());
+                    health.setString(2, snap.state().name());
+                    if (Double.isNaN(snap.emaMs())) health.setNull(3, java.sql.Types.REAL);
+                    else health.setDouble(3, snap.emaMs());
+                    health.setInt(4, snap.consecutiveFailures());
+                    health.setLong(5, snap.lastProbeAt());
+                    health.executeUpdate();
                 } else if (op instanceof PutNegative n) {
                     negative.setString(1, n.hash());
                     negative.setLong(2, n.expiresAt());

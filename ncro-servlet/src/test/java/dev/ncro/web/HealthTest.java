@@ -138,4 +138,22 @@ class HealthTest {
         b.resume();
         assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode(), "with everyone down, all are tried");
     }
+
+    @Test
+    void healthSnapshots_arePersisted_andSeededAtStart() throws Exception {
+        ncro = start("5s");
+        b.refuseConnections();
+        probe(10);
+        assertEquals("down", upstream(health(), b).get("state").asText());
+        probe(1); // a's EMA too
+        ncro.close();
+
+        ncro = start("5s"); // same database; no probe has run yet in this instance
+        JsonNode seeded = health();
+
+        assertEquals("down", upstream(seeded, b).get("state").asText());
+        assertEquals(11, upstream(seeded, b).get("consecutive_failures").asInt());
+        assertTrue(upstream(seeded, a).get("ema_latency_ms").isNumber());
+        b.resume();
+    }
 }
