@@ -115,6 +115,8 @@ class NixEndToEndTest {
         assertEquals(0, narsFromB, "the slow cache lost every race: " + b.requests());
         assertEquals(1, narsFromC, "solo exists only in C: " + c.requests());
         assertTrue(b.count("/" + hash(top) + ".narinfo") >= 1, "B was raced too");
+        assertTrue(jetty.log().contains(" INFO  [main] dev.ncro.jetty.NcroModule - ncro configured from " + work.resolve("ncro.yaml")
+                + " with NCRO_LISTEN, NCRO_DB_PATH: listen 127.0.0.1:" + jetty.port), "the text start-up line:\n" + jetty.log());
         assertTrue(jetty.log().contains("route store: sqlite " + work.resolve("routes.db")),
                 "the distribution runs the SQLite route store:\n" + jetty.log());
     }

@@ -62,6 +62,7 @@ class NixHangingUpstreamTest {
         for (FakeCache u : upstreams) yaml.append("  - url: ").append(u.uri()).append("\n    priority: 10\n");
         yaml.append("cache:\n  race_deadline: ").append(DEADLINE).append('\n');
         yaml.append("health:\n  probe_interval: 200ms\n  probe_timeout: 200ms\n");
+        yaml.append("logging:\n  format: json\n");
         Path config = work.resolve(name + ".yaml");
         Files.writeString(config, yaml);
         JettyDistribution jetty = JettyDistribution.start(Map.of("NCRO_CONFIG", config.toString(),
@@ -154,6 +155,8 @@ class NixHangingUpstreamTest {
         assertEquals(0, hanging.count("/" + "1".repeat(32) + ".narinfo"), "a Down upstream is not asked");
         // every race but the deliberate miss ended far below the deadline
         assertTrue(raceWaitBound(without) <= 1, "race waits without the hanging upstream");
+        assertTrue(with.log().lines().anyMatch(l -> l.startsWith("{") && l.contains("\"loggerName\":\"dev.ncro.jetty.NcroModule\"")
+                && l.contains("\"formattedMessage\":\"ncro configured from")), "JSON start-up line:\n" + with.log());
         String metrics = get(with, "/metrics").body();
         assertTrue(metrics.contains("ncro_narinfo_requests_total{status=\"504\"} 1.0"), "only the deliberate miss hit the deadline");
     }

@@ -38,10 +38,16 @@ public final class ConfigLoader {
     public static final String EMBEDDED = "ncro-default.yaml";
 
     /** Environment variable → the key it overrides. */
-    static final Map<String, String> ENV_OVERRIDES = Map.of(
-            "NCRO_LISTEN", "server.listen",
-            "NCRO_DB_PATH", "cache.db_path",
-            "NCRO_LOG_LEVEL", "logging.level");
+    static final Map<String, String> ENV_OVERRIDES = orderedOverrides();
+
+    /** A fixed order, so that the start-up line and error messages read the same every time. */
+    private static Map<String, String> orderedOverrides() {
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put("NCRO_LISTEN", "server.listen");
+        m.put("NCRO_DB_PATH", "cache.db_path");
+        m.put("NCRO_LOG_LEVEL", "logging.level");
+        return java.util.Collections.unmodifiableMap(m);
+    }
 
     private static final ObjectMapper YAML = JsonMapper.builder(new YAMLFactory())
             .propertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)

@@ -46,6 +46,11 @@ public class NcroModule extends ContainerLifeCycle {
             throw e;
         }
         NcroConfig config = loaded.config();
+        String unsupportedBackend = LoggingSetup.apply(config.logging().level(), config.logging().format());
+        if (unsupportedBackend != null && !(config.logging().level().equals("info") && config.logging().format().equals("text"))) {
+            LOG.warn("logging.level and logging.format need Logback (Jetty's logging-logback module); the backend is {}",
+                    unsupportedBackend);
+        }
         Listen listen = config.server().listen();
         for (Connector connector : server.getConnectors()) {
             if (connector instanceof ServerConnector http) {
