@@ -58,6 +58,10 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     /** Single-flight: the race in progress for each hash. */
     private final ConcurrentHashMap<String, CompletableFuture<NarinfoAnswer>> inflight = new ConcurrentHashMap<>();
     private volatile ScheduledExecutorService timer;
+    /** cache.mass_query.max_concurrent_races: further lookups queue for a slot. */
+    private final AsyncLimiter races;
+    /** cache.mass_query.per_upstream_max_inflight: narinfo requests to one upstream queue beyond it. */
+    private final Map<Upstream, AsyncLimiter> gates = new LinkedHashMap<>();
 
     public Engine(NcroConfig config) {
         this(config, Path.of(config.cache().dbPath()), InstantSource.system());
@@ -77,6 +81,10 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             targets.add(new ProbeScheduler.Target(upstream, h));
         }
         this.tiers = List.copyOf(byPriority.values().stream().map(List::copyOf).toList());
+        NcroConfig.MassQuery mq = config.cache().massQuery();
+        java.util.concurrent.Executor handOff = java.util.concurrent.ForkJoinPool.commonPool(); // tasks only send requests
+        this.races = new AsyncLimiter(mq.maxConcurrentRaces(), handOff);
+        byBase.values().forEach(u -> gates.put(u, new AsyncLimiter(mq.perUpstreamMaxInflight(), handOff)));
         this.cacheInfo = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: " + config.server().cachePriority() + "\n";
         NcroConfig.Cache cache = config.cache();
         this.routes = new RouteStore(dbPath, cache.maxEntries(), cache.ttl(), cache.negativeTtl(),
@@ -175,21 +183,33 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             mine.complete(remembered);
             return mine.copy();
         }
+        races.run(() -> race(hash, mine));
+        return mine.copy();
+    }
+
+    /** Runs once the race holds one of the max_concurrent_races slots; frees it when done. */
+    private void race(String hash, CompletableFuture<NarinfoAnswer> mine) {
         long start = System.nanoTime();
         List<Upstream> cooling = new ArrayList<>();
         List<List<Upstream>> raced = raceTiers(cooling);
         boolean everyoneAsked = raced.stream().mapToInt(List::size).sum() == byBase.size();
-        new NarinfoRace(hash, raced, cooling, client, config.cache().raceDeadline(), new Observer()).start(timer)
-                .whenComplete((answer, failure) -> {
-                    NarinfoAnswer a = failure == null ? answer : new NarinfoAnswer(502,
-                            ("narinfo lookup failed: " + failure + "\n").getBytes(StandardCharsets.UTF_8), null);
-                    metrics.raceWait.observe((System.nanoTime() - start) / 1e9);
-                    // failures are never remembered, nor a not-found some upstream was not asked about
-                    if (a.status() == 404 && everyoneAsked) routes.rememberNotFound(hash);
-                    inflight.remove(hash, mine); // only this race's entry, never a newer one
-                    mine.complete(a);
-                });
-        return mine.copy();
+        CompletableFuture<NarinfoAnswer> answer;
+        try {
+            answer = new NarinfoRace(hash, raced, cooling, client, config.cache().raceDeadline(), new Observer(),
+                    gates::get).start(timer);
+        } catch (RuntimeException e) {
+            answer = CompletableFuture.failedFuture(e); // e.g. stopping: the timer refuses new deadlines
+        }
+        answer.whenComplete((a, f) -> races.release());
+        answer.whenComplete((answerOrNull, failure) -> {
+            NarinfoAnswer a = failure == null ? answerOrNull : new NarinfoAnswer(502,
+                    ("narinfo lookup failed: " + failure + "\n").getBytes(StandardCharsets.UTF_8), null);
+            metrics.raceWait.observe((System.nanoTime() - start) / 1e9);
+            // failures are never remembered, nor a not-found some upstream was not asked about
+            if (a.status() == 404 && everyoneAsked) routes.rememberNotFound(hash);
+            inflight.remove(hash, mine); // only this race's entry, never a newer one
+            mine.complete(a);
+        });
     }
 
     /**

@@ -56,6 +56,8 @@ final class NarinfoRace {
     private final Duration deadline;
     private final Observer observer;
     private final List<Upstream> cooling;
+    /** Each upstream's in-flight limit: a request waits for a slot rather than failing. */
+    private final java.util.function.Function<Upstream, AsyncLimiter> gates;
     private long startNanos;
     private long tierStartNanos;
     private final CompletableFuture<NarinfoAnswer> result = new CompletableFuture<>();
@@ -73,7 +75,8 @@ final class NarinfoRace {
      *     if nobody raced has the path, they may, so the answer is then 502, not 404
      */
     NarinfoRace(String hash, List<List<Upstream>> tiers, List<Upstream> cooling, UpstreamClient client,
-            Duration deadline, Observer observer) {
+            Duration deadline, Observer observer, java.util.function.Function<Upstream, AsyncLimiter> gates) {
+        this.gates = gates;
         this.cooling = cooling;
         this.hash = hash;
         this.tiers = tiers;
@@ -105,16 +108,8 @@ final class NarinfoRace {
             starting = true;
             for (Upstream upstream : members) {
                 if (result.isDone()) break;
-                try {
-                    Future<Fetched> exchange = client.fetch(upstream.resolve(hash + ".narinfo"),
-                            Defaults.NARINFO_MAX_BYTES, deadline, new Outcome(upstream));
-                    if (result.isDone()) exchange.cancel(true);
-                    else if (!settled.contains(upstream)) inflight.put(upstream, exchange);
-                } catch (RuntimeException e) {
-                    // the client refused the request (it is stopping): that upstream failed
-                    failures.add(upstream.name() + ": " + describe(e));
-                    pending--;
-                }
+                AsyncLimiter gate = gates.apply(upstream);
+                gate.run(() -> launch(upstream, gate));
             }
             starting = false;
             if (pending > 0) return;
@@ -127,6 +122,28 @@ final class NarinfoRace {
         } else {
             finish(502, "no upstream has " + hash + ".narinfo and some failed: " + String.join("; ", failures), null);
         }
+    }
+
+    /** Sends one upstream's request once it holds a slot of that upstream's limit. */
+    private void launch(Upstream upstream, AsyncLimiter gate) {
+        boolean skip;
+        synchronized (this) {
+            skip = result.isDone();
+            if (!skip) {
+                try {
+                    Future<Fetched> exchange = client.fetch(upstream.resolve(hash + ".narinfo"),
+                            Defaults.NARINFO_MAX_BYTES, deadline, new Outcome(upstream, gate));
+                    if (result.isDone()) exchange.cancel(true);
+                    else if (!settled.contains(upstream)) inflight.put(upstream, exchange);
+                } catch (RuntimeException e) {
+                    // the client refused the request (it is stopping): that upstream failed
+                    gate.release();
+                    failures.add(upstream.name() + ": " + describe(e));
+                    if (--pending == 0 && !starting) nextTier();
+                }
+            }
+        }
+        if (skip) gate.release(); // the race ended while this request waited for a slot
     }
 
     private synchronized void settle(Upstream upstream, boolean notFound, String failure) {
@@ -169,13 +186,22 @@ final class NarinfoRace {
 
     private final class Outcome implements FutureCallback<Fetched> {
         private final Upstream upstream;
+        private final AsyncLimiter gate;
+        private final java.util.concurrent.atomic.AtomicBoolean released = new java.util.concurrent.atomic.AtomicBoolean();
 
-        Outcome(Upstream upstream) {
+        Outcome(Upstream upstream, AsyncLimiter gate) {
             this.upstream = upstream;
+            this.gate = gate;
+        }
+
+        /** First thing in every callback, outside the race's lock (see AsyncLimiter). */
+        private void release() {
+            if (released.compareAndSet(false, true)) gate.release();
         }
 
         @Override
         public void completed(Fetched fetched) {
+            release();
             int status = fetched.status();
             observer.answered(upstream, status, (System.nanoTime() - tierStartNanos) / 1e6);
             if (status == 200) {
@@ -197,13 +223,14 @@ final class NarinfoRace {
 
         @Override
         public void failed(Exception ex) {
+            release();
             observer.failed(upstream, ex);
             settle(upstream, false, describe(ex));
         }
 
         @Override
         public void cancelled() {
-            // only the race itself cancels, after it has an answer
+            release(); // only the race itself cancels, after it has an answer
         }
     }
 

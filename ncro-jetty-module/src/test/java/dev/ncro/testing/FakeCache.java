@@ -63,6 +63,8 @@ public final class FakeCache implements AutoCloseable {
     private final java.util.concurrent.Semaphore abortedWrites = new java.util.concurrent.Semaphore(0);
     private volatile Path directory;
     private volatile boolean hangAll;
+    private final java.util.concurrent.atomic.AtomicInteger active = new java.util.concurrent.atomic.AtomicInteger();
+    private final java.util.concurrent.atomic.AtomicInteger maxActive = new java.util.concurrent.atomic.AtomicInteger();
     private int fixedPort;
     private volatile Duration delay = Duration.ZERO;
 
@@ -185,6 +187,11 @@ public final class FakeCache implements AutoCloseable {
         }
     }
 
+    /** The most requests this cache was answering at once (not counting hung ones after they hang). */
+    public int maxConcurrentRequests() {
+        return maxActive.get();
+    }
+
     public FakeCache clearScripts() {
         scripts.clear();
         return this;
@@ -217,7 +224,9 @@ public final class FakeCache implements AutoCloseable {
         }
     }
 
-    private void handle(Request request, Response response, Callback callback) {
+    private void handle(Request request, Response response, Callback original) {
+        maxActive.accumulateAndGet(active.incrementAndGet(), Math::max);
+        Callback callback = Callback.from(original, active::decrementAndGet);
         Map<String, String> headers = new ConcurrentHashMap<>();
         request.getHeaders().forEach(f -> headers.put(f.getName().toLowerCase(java.util.Locale.ROOT), f.getValue()));
         String target = request.getHttpURI().getPathQuery();

@@ -1,0 +1,58 @@
+package dev.ncro.engine;
+
+import java.util.ArrayDeque;
+import java.util.concurrent.Executor;
+
+/**
+ * At most {@code permits} tasks hold a permit at once; the rest wait in arrival order. A
+ * limit of load by queueing, never by failing. Every task that ran must {@link #release()}
+ * exactly once.
+ *
+ * <p>A queued task is started on {@code executor}, never inline in {@code release()}: the
+ * releasing thread is often inside another race's callback, and running a stranger's task
+ * there would nest locks that other threads take in the opposite order.
+ */
+final class AsyncLimiter {
+    private final int permits;
+    private final Executor executor;
+    private final ArrayDeque<Runnable> waiting = new ArrayDeque<>();
+    private int used;
+
+    AsyncLimiter(int permits, Executor executor) {
+        this.permits = permits;
+        this.executor = executor;
+    }
+
+    /** Runs {@code task} now on this thread if a permit is free, else queues it. */
+    void run(Runnable task) {
+        synchronized (this) {
+            if (used >= permits) {
+                waiting.add(task);
+                return;
+            }
+            used++;
+        }
+        task.run();
+    }
+
+    /** Returns a permit, handing it straight to the oldest waiting task if there is one. */
+    void release() {
+        Runnable next;
+        synchronized (this) {
+            next = waiting.poll();
+            if (next == null) {
+                used--;
+                return;
+            }
+        }
+        executor.execute(next);
+    }
+
+    synchronized int queued() {
+        return waiting.size();
+    }
+
+    synchronized int inUse() {
+        return used;
+    }
+}
