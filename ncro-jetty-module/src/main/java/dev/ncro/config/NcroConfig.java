@@ -35,8 +35,11 @@ public final class NcroConfig {
         private Duration readTimeout = Defaults.READ_TIMEOUT;
         private Duration writeTimeout = Defaults.WRITE_TIMEOUT;
         private int cachePriority = Defaults.CACHE_PRIORITY;
+        private Duration connectTimeout = Defaults.CONNECT_TIMEOUT;
 
         public Listen listen() { return Listen.parse(listen); }
+        /** Connect timeout to upstreams, unless an upstream sets its own. */
+        public Duration connectTimeout() { return connectTimeout; }
         /** Idle timeout of client connections (the Jetty connector's). */
         public Duration readTimeout() { return readTimeout; }
         /** How long a NAR stream may make no progress before both sides are aborted. */
@@ -47,10 +50,22 @@ public final class NcroConfig {
     public static final class Upstream {
         private URI url;
         private int priority = Defaults.UPSTREAM_PRIORITY;
+        private Timeout timeout = new Timeout();
 
         public URI url() { return url; }
+        /** This upstream's own timeouts; null members inherit the global ones. */
+        public Timeout timeout() { return timeout; }
         /** Lower is preferred; upstreams of equal priority form one racing tier. */
         public int priority() { return priority; }
+    }
+
+    /** Per-upstream timeouts: {@code connect}, and {@code response} (how long one answer may take). */
+    public static final class Timeout {
+        private Duration connect;
+        private Duration response;
+
+        public Duration connect() { return connect; }
+        public Duration response() { return response; }
     }
 
     public static final class Cache {
@@ -134,6 +149,7 @@ public final class NcroConfig {
         check(problems, "server.listen", () -> Listen.parse(server.listen));
         positive(problems, "server.read_timeout", server.readTimeout);
         positive(problems, "server.write_timeout", server.writeTimeout);
+        positive(problems, "server.connect_timeout", server.connectTimeout);
         if (server.cachePriority < 0) problems.add("server.cache_priority", "must be 0 or more, got " + server.cachePriority);
 
         if (upstreams == null || upstreams.isEmpty()) {
@@ -160,6 +176,12 @@ public final class NcroConfig {
                     seen.add(u.url);
                 }
                 if (u.priority < 0) problems.add(key + ".priority", "must be 0 or more, got " + u.priority);
+                if (u.timeout == null) {
+                    u.timeout = new Timeout();
+                } else {
+                    if (u.timeout.connect != null) positive(problems, key + ".timeout.connect", u.timeout.connect);
+                    if (u.timeout.response != null) positive(problems, key + ".timeout.response", u.timeout.response);
+                }
             }
         }
 

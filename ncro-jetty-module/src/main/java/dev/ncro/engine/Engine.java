@@ -7,7 +7,6 @@ import dev.ncro.api.NarRequest;
 import dev.ncro.api.NarStream;
 import dev.ncro.api.NarinfoAnswer;
 import dev.ncro.api.NcroService;
-import dev.ncro.config.Defaults;
 import dev.ncro.config.NcroConfig;
 import dev.ncro.health.Ordering;
 import dev.ncro.health.ProbeScheduler;
@@ -73,7 +72,9 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         List<ProbeScheduler.Target> targets = new ArrayList<>();
         for (int i = 0; i < config.upstreams().size(); i++) {
             NcroConfig.Upstream u = config.upstreams().get(i);
-            Upstream upstream = new Upstream(u.url(), u.priority(), i);
+            Upstream upstream = new Upstream(u.url(), u.priority(), i,
+                    u.timeout().connect() != null ? u.timeout().connect() : config.server().connectTimeout(),
+                    u.timeout().response());
             byPriority.computeIfAbsent(upstream.priority(), p -> new ArrayList<>()).add(upstream);
             byBase.put(upstream.base().toString(), upstream);
             UpstreamHealth h = new UpstreamHealth(upstream.name(), config.cache().latencyAlpha(), clock);
@@ -89,7 +90,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         NcroConfig.Cache cache = config.cache();
         this.routes = new RouteStore(dbPath, cache.maxEntries(), cache.ttl(), cache.negativeTtl(),
                 cache.massQuery().inMemoryNegativeTtl(), clock);
-        this.client = new UpstreamClient(Defaults.CONNECT_TIMEOUT);
+        this.client = new UpstreamClient(config.server().connectTimeout(), List.copyOf(byBase.values()));
         this.probes = new ProbeScheduler(targets, client, config.health().probeInterval(),
                 config.health().probeTimeout(), () -> timer, h -> routes.saveHealth(h.snapshot()));
         addBean(routes, true);

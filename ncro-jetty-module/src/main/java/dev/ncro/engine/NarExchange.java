@@ -98,7 +98,8 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
         StreamingConsumer c = client.streamingConsumer(this);
         consumer = c;
         try {
-            exchange = client.stream(current.resolve(request.target()), request.head(), headers, idleTimeout, c, null);
+            Duration stall = current.responseTimeout() != null ? current.responseTimeout() : idleTimeout;
+            exchange = client.stream(current.resolve(request.target()), request.head(), headers, stall, c, null);
         } catch (RuntimeException e) {
             onError(e);
             return;

@@ -132,7 +132,7 @@ final class NarinfoRace {
             if (!skip) {
                 try {
                     Future<Fetched> exchange = client.fetch(upstream.resolve(hash + ".narinfo"),
-                            Defaults.NARINFO_MAX_BYTES, deadline, new Outcome(upstream, gate));
+                            Defaults.NARINFO_MAX_BYTES, upstream.answerWithin(deadline), new Outcome(upstream, gate));
                     if (result.isDone()) exchange.cancel(true);
                     else if (!settled.contains(upstream)) inflight.put(upstream, exchange);
                 } catch (RuntimeException e) {

@@ -1,6 +1,7 @@
 package dev.ncro.upstream;
 
 import java.net.URI;
+import java.time.Duration;
 
 /**
  * One configured binary cache.
@@ -8,8 +9,26 @@ import java.net.URI;
  * @param base the cache root, without a trailing slash
  * @param priority lower is preferred; equal priorities race as one tier
  * @param order position in the configuration, the tie-breaker within a tier
+ * @param connectTimeout how long connecting to it may take
+ * @param responseTimeout how long one of its answers may take (narinfo: within the race
+ *     deadline; NAR: the stall limit), or null for the global settings
  */
-public record Upstream(URI base, int priority, int order) {
+public record Upstream(URI base, int priority, int order, Duration connectTimeout, Duration responseTimeout) {
+    public Upstream(URI base, int priority, int order) {
+        this(base, priority, order, dev.ncro.config.Defaults.CONNECT_TIMEOUT, null);
+    }
+
+    /** {@code fallback}, or this upstream's response timeout when it is shorter. */
+    public Duration answerWithin(Duration fallback) {
+        return responseTimeout == null || responseTimeout.compareTo(fallback) > 0 ? fallback : responseTimeout;
+    }
+
+    /** scheme://host:port with the default port filled in: how connections to it are pooled. */
+    public String endpoint() {
+        int port = base.getPort() >= 0 ? base.getPort() : base.getScheme().equals("https") ? 443 : 80;
+        return base.getScheme() + "://" + base.getHost().toLowerCase(java.util.Locale.ROOT) + ":" + port;
+    }
+
     public Upstream {
         String s = base.toString();
         while (s.endsWith("/")) s = s.substring(0, s.length() - 1);

@@ -37,10 +37,22 @@ public final class UpstreamClient extends AbstractLifeCycle {
     static final String USER_AGENT = "ncro/0.1 (+https://github.com/ncro)";
 
     private final Duration connectTimeout;
+    private final java.util.Map<String, Duration> connectTimeouts = new java.util.HashMap<>();
     private CloseableHttpAsyncClient client;
 
     public UpstreamClient(Duration connectTimeout) {
+        this(connectTimeout, java.util.List.of());
+    }
+
+    /** @param upstreams whose own connect timeouts apply to their endpoints (the shortest, if shared) */
+    public UpstreamClient(Duration connectTimeout, java.util.List<Upstream> upstreams) {
         this.connectTimeout = connectTimeout;
+        for (Upstream u : upstreams) connectTimeouts.merge(u.endpoint(), u.connectTimeout(), (x, y) -> x.compareTo(y) <= 0 ? x : y);
+    }
+
+    /** The connect timeout for connections to scheme://host:port. */
+    Duration connectTimeout(String scheme, String host, int port) {
+        return connectTimeouts.getOrDefault(scheme + "://" + host.toLowerCase(java.util.Locale.ROOT) + ":" + port, connectTimeout);
     }
 
     @Override
@@ -49,8 +61,9 @@ public final class UpstreamClient extends AbstractLifeCycle {
                 .setMaxConnTotal(Defaults.POOL_MAX_TOTAL)
                 .setMaxConnPerRoute(Defaults.POOL_MAX_PER_ROUTE)
                 .setPoolConcurrencyPolicy(PoolConcurrencyPolicy.LAX)
-                .setDefaultConnectionConfig(ConnectionConfig.custom()
-                        .setConnectTimeout(Timeout.of(connectTimeout))
+                .setConnectionConfigResolver(route -> ConnectionConfig.custom()
+                        .setConnectTimeout(Timeout.of(connectTimeout(route.getTargetHost().getSchemeName(),
+                                route.getTargetHost().getHostName(), route.getTargetHost().getPort())))
                         .setValidateAfterInactivity(TimeValue.ofSeconds(2))
                         .setTimeToLive(TimeValue.ofMinutes(5))
                         .build())

@@ -149,4 +149,24 @@ class ConfigLoaderTest {
         assertThrows(IllegalArgumentException.class, () -> Durations.parse("5"));
         assertThrows(IllegalArgumentException.class, () -> Durations.parse("-5s"));
     }
+
+    @Test
+    void perUpstreamTimeouts_overrideTheGlobalOnes() throws Exception {
+        NcroConfig c = load("""
+                server:
+                  connect_timeout: 3s
+                upstreams:
+                  - url: https://a.example
+                    timeout:
+                      connect: 1s
+                      response: 10s
+                  - url: https://b.example
+                """, Map.of()).config();
+
+        assertEquals(Duration.ofSeconds(3), c.server().connectTimeout());
+        assertEquals(Duration.ofSeconds(1), c.upstreams().get(0).timeout().connect());
+        assertEquals(Duration.ofSeconds(10), c.upstreams().get(0).timeout().response());
+        assertNull(c.upstreams().get(1).timeout().connect());
+        assertTrue(error("upstreams:\n  - url: http://a\n    timeout:\n      connect: 0s\n").contains("upstreams[0].timeout.connect"));
+    }
 }

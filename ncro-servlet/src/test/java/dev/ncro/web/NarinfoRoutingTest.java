@@ -218,4 +218,18 @@ class NarinfoRoutingTest {
         }
         for (var f : futures) assertEquals(200, f.get().statusCode());
     }
+
+    @Test
+    void perUpstreamResponseTimeout_failsThatUpstreamBeforeTheDeadline() throws Exception {
+        String h = hash(15);
+        a.hang("/" + h + ".narinfo");
+        ncro = NcroUnderTest.start("upstreams:\n"
+                + "  - url: " + a.uri() + "\n    timeout:\n      response: 200ms\n"
+                + "  - url: " + b.uri() + "\n"
+                + "cache:\n  race_deadline: 30s\n");
+
+        HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
+
+        assertEquals(502, r.statusCode(), "a's own timeout, not the 30 s deadline (504): " + body(r));
+    }
 }
