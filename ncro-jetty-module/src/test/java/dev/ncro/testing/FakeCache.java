@@ -187,7 +187,11 @@ public final class FakeCache implements AutoCloseable {
         }
     }
 
-    /** The most requests this cache was answering at once (not counting hung ones after they hang). */
+    /**
+     * The most requests that were waiting for an answer at once, from arrival until the cache
+     * starts answering. The client cannot have finished with a request before that, so an
+     * overlap here was real concurrency on the client's side.
+     */
     public int maxConcurrentRequests() {
         return maxActive.get();
     }
@@ -224,9 +228,8 @@ public final class FakeCache implements AutoCloseable {
         }
     }
 
-    private void handle(Request request, Response response, Callback original) {
+    private void handle(Request request, Response response, Callback callback) {
         maxActive.accumulateAndGet(active.incrementAndGet(), Math::max);
-        Callback callback = Callback.from(original, active::decrementAndGet);
         Map<String, String> headers = new ConcurrentHashMap<>();
         request.getHeaders().forEach(f -> headers.put(f.getName().toLowerCase(java.util.Locale.ROOT), f.getValue()));
         String target = request.getHttpURI().getPathQuery();
@@ -240,6 +243,8 @@ public final class FakeCache implements AutoCloseable {
     }
 
     private void respond(Request request, Response response, Callback callback) {
+        // no longer waiting: from here on the answer is on its way (a hung request stays counted)
+        if (!hangAll && !(scripts.get(request.getHttpURI().getPath()) instanceof Hang)) active.decrementAndGet();
         String path = request.getHttpURI().getPath();
         Script script = scripts.get(path);
         if (hangAll || script instanceof Hang) {

@@ -17,22 +17,10 @@ import java.net.Socket;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
 /** NAR requests through the real servlet, engine and HTTP client against real upstreams. */
-class NarStreamingTest {
-    private final FakeCache a = FakeCache.start();
-    private final FakeCache b = FakeCache.start();
-    private NcroUnderTest ncro;
-
-    @AfterEach
-    void stop() throws Exception {
-        if (ncro != null) ncro.close();
-        a.close();
-        b.close();
-    }
-
+class NarStreamingTest extends TwoUpstreams {
     private static byte[] bytes(String s) {
         return s.getBytes(StandardCharsets.UTF_8);
     }

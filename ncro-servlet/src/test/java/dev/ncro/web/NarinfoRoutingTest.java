@@ -16,17 +16,11 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
 /** Narinfo lookups through the real filter, engine and HTTP client against real upstreams. */
-class NarinfoRoutingTest {
-    private final FakeCache a = FakeCache.start();
-    private final FakeCache b = FakeCache.start();
+class NarinfoRoutingTest extends TwoUpstreams {
     private final FakeCache c = FakeCache.start();
-    private NcroUnderTest ncro;
 
     @AfterEach
-    void stop() throws Exception {
-        if (ncro != null) ncro.close();
-        a.close();
-        b.close();
+    void stopThirdUpstream() {
         c.close();
     }
 

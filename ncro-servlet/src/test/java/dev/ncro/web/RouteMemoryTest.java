@@ -19,25 +19,13 @@ import java.time.InstantSource;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The route store as clients see it: through HTTP, the engine and real upstreams. */
-class RouteMemoryTest {
+class RouteMemoryTest extends TwoUpstreams {
     @TempDir
     Path dir;
-
-    private final FakeCache a = FakeCache.start();
-    private final FakeCache b = FakeCache.start();
-    private NcroUnderTest ncro;
-
-    @AfterEach
-    void stop() throws Exception {
-        if (ncro != null) ncro.close();
-        a.close();
-        b.close();
-    }
 
     private void bothHave(String h, String name) {
         a.put("/" + h + ".narinfo", narinfo(h, name, "nar/" + name + ".nar", 3));
