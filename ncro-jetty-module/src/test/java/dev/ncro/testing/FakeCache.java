@@ -63,6 +63,7 @@ public final class FakeCache implements AutoCloseable {
     private final java.util.concurrent.Semaphore abortedWrites = new java.util.concurrent.Semaphore(0);
     private volatile Path directory;
     private volatile boolean hangAll;
+    private volatile boolean refuseHead;
     private final java.util.concurrent.atomic.AtomicInteger active = new java.util.concurrent.atomic.AtomicInteger();
     private final java.util.concurrent.atomic.AtomicInteger maxActive = new java.util.concurrent.atomic.AtomicInteger();
     private int fixedPort;
@@ -167,6 +168,12 @@ public final class FakeCache implements AutoCloseable {
         return this;
     }
 
+    /** Answers every HEAD with 405, as some caches and CDNs do. */
+    public FakeCache refuseHead(boolean on) {
+        refuseHead = on;
+        return this;
+    }
+
     /** Stops listening: connections to its port are refused until {@link #resume()}. */
     public void refuseConnections() {
         fixedPort = port();
@@ -249,6 +256,11 @@ public final class FakeCache implements AutoCloseable {
         Script script = scripts.get(path);
         if (hangAll || script instanceof Hang) {
             hanging.add(callback);
+            return;
+        }
+        if (refuseHead && request.getMethod().equals("HEAD")) {
+            response.setStatus(405);
+            callback.succeeded();
             return;
         }
         if (script instanceof Status s) {

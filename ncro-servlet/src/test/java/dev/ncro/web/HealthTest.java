@@ -12,6 +12,7 @@ import dev.ncro.testing.FakeClock;
 import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -155,5 +156,35 @@ class HealthTest {
         assertEquals(11, upstream(seeded, b).get("consecutive_failures").asInt());
         assertTrue(upstream(seeded, a).get("ema_latency_ms").isNumber());
         b.resume();
+    }
+
+    @Test
+    void probe_fallsBackToGet_whenHeadIsRefused_andRemembersIt() throws Exception {
+        b.refuseHead(true);
+        ncro = start("5s");
+
+        probe(2);
+
+        assertEquals("active", upstream(health(), b).get("state").asText());
+        assertEquals(0, upstream(health(), b).get("consecutive_failures").asInt());
+        List<String> methods = b.requests().stream().filter(l -> l.path().equals("/nix-cache-info")).map(FakeCache.Logged::method).toList();
+        assertEquals(List.of("HEAD", "GET", "GET"), methods, "HEAD once, then GET for good");
+        assertEquals(List.of("HEAD", "HEAD"),
+                a.requests().stream().filter(l -> l.path().equals("/nix-cache-info")).map(FakeCache.Logged::method).toList());
+    }
+
+    @Test
+    void unknownNar_isAskedOfTheFasterUpstreamFirst_byMeasuredLatency() throws Exception {
+        a.delay(Duration.ofMillis(150)).put("/nar/x.nar", "from a".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        b.put("/nar/x.nar", "from b".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        ncro = start("5s"); // a is listed first, same priority
+        probe(1);
+        a.clearLog();
+        b.clearLog();
+
+        HttpResponse<byte[]> r = ncro.get("/nar/x.nar");
+
+        assertEquals("from b", new String(r.body(), java.nio.charset.StandardCharsets.UTF_8), "b's EMA is far lower");
+        assertEquals(0, a.count("/nar/x.nar"));
     }
 }
