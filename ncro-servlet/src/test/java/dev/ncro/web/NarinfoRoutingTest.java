@@ -32,7 +32,8 @@ class NarinfoRoutingTest extends TwoUpstreams {
     void race_answersWithTheFastestUpstreamsNarinfo() throws Exception {
         String h = hash(1);
         a.delay(Duration.ofMillis(300)).put("/" + h + ".narinfo", narinfo(h, "slow", "nar/slow.nar", 1));
-        b.delay(Duration.ofMillis(20)).put("/" + h + ".narinfo", narinfo(h, "fast", "nar/fast.nar", 1));
+        // 50 ms: time for every racer's request to arrive before the winner answers, even under load
+        b.delay(Duration.ofMillis(50)).put("/" + h + ".narinfo", narinfo(h, "fast", "nar/fast.nar", 1));
         c.delay(Duration.ofMillis(150)).put("/" + h + ".narinfo", narinfo(h, "mid", "nar/mid.nar", 1));
         ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10, c.uri(), 10));
 

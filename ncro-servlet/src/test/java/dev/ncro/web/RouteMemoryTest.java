@@ -39,12 +39,21 @@ class RouteMemoryTest extends TwoUpstreams {
         ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10));
 
         HttpResponse<byte[]> cold = ncro.get("/" + h + ".narinfo");
+        long asked = asked(h);
         HttpResponse<byte[]> warm = ncro.get("/" + h + ".narinfo");
 
         assertEquals(200, warm.statusCode());
         assertEquals(new String(cold.body(), StandardCharsets.UTF_8), new String(warm.body(), StandardCharsets.UTF_8));
-        assertEquals(1, a.count("/" + h + ".narinfo"));
-        assertEquals(1, b.count("/" + h + ".narinfo"));
+        assertTrue(asked >= 1, "the cold lookup raced");
+        assertEquals(asked, asked(h), "the warm one asked no upstream");
+    }
+
+    /**
+     * narinfo requests that reached either upstream. Counted over both: a race may cancel the
+     * loser before its request has even left, so one upstream's count alone is not reliable.
+     */
+    private long asked(String h) {
+        return a.count("/" + h + ".narinfo") + b.count("/" + h + ".narinfo");
     }
 
     @Test
@@ -115,13 +124,14 @@ class RouteMemoryTest extends TwoUpstreams {
         ncro = NcroUnderTest.start(config("ttl: 1h", a.uri(), 10, b.uri(), 10), dir.resolve("routes.db"), clock);
 
         ncro.get("/" + h + ".narinfo");
+        long asked = asked(h);
         clock.advance(Duration.ofMinutes(59));
         ncro.get("/" + h + ".narinfo");
-        assertEquals(1, a.count("/" + h + ".narinfo"));
+        assertEquals(asked, asked(h), "within the TTL: no upstream asked");
 
         clock.advance(Duration.ofMinutes(2));
         assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
-        assertEquals(2, a.count("/" + h + ".narinfo"), "after the TTL the upstreams are raced again");
+        assertTrue(asked(h) > asked, "after the TTL the upstreams are raced again");
     }
 
     @Test
@@ -136,7 +146,8 @@ class RouteMemoryTest extends TwoUpstreams {
         assertFalse(ncro.engine.routes().persistent());
         assertTrue(ncro.engine.routes().state().contains(db.toString()));
         assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+        long asked = asked(h);
         assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
-        assertEquals(1, a.count("/" + h + ".narinfo"), "the in-memory store still remembers");
+        assertEquals(asked, asked(h), "the in-memory store still remembers");
     }
 }
