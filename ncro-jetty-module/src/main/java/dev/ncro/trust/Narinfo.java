@@ -70,7 +70,59 @@ public final class Narinfo {
             throw new InvalidNarinfoException("NarSize '" + fields.get("NarSize") + "' is not a number");
         }
         if (info.url().isBlank()) throw new InvalidNarinfoException("URL is empty");
+        info.narHash(); // must parse
+        for (String ref : info.references()) {
+            if (!ref.startsWith(STORE_DIR) || ref.length() < STORE_DIR.length() + 34 || ref.charAt(STORE_DIR.length() + 32) != '-') {
+                throw new InvalidNarinfoException("reference '" + ref.substring(Math.min(ref.length(), STORE_DIR.length())) + "' is not a store path");
+            }
+        }
         return info;
+    }
+
+    /** NarHash as {@code sha256:<nix32>}, whether the narinfo wrote nix32, hex (attic) or SRI base64. */
+    public String narHash() {
+        String h = fields.get("NarHash");
+        byte[] digest;
+        try {
+            if (h.startsWith("sha256:")) {
+                String v = h.substring(7);
+                if (v.length() == 64 && v.chars().allMatch(c -> Character.digit(c, 16) >= 0)) {
+                    digest = java.util.HexFormat.of().parseHex(v);
+                } else {
+                    digest = Nix32.decode(v, 32);
+                }
+            } else if (h.startsWith("sha256-")) {
+                digest = java.util.Base64.getDecoder().decode(h.substring(7));
+                if (digest.length != 32) throw new IllegalArgumentException("not 32 bytes");
+            } else {
+                throw new IllegalArgumentException("not a sha256 hash");
+            }
+        } catch (IllegalArgumentException e) {
+            throw new InvalidNarinfoException("NarHash '" + h + "' is not a sha256 hash: " + e.getMessage());
+        }
+        return "sha256:" + Nix32.encode(digest);
+    }
+
+    public long narSize() {
+        return Long.parseLong(fields.get("NarSize"));
+    }
+
+    /** References as full store paths, sorted (the order Nix signs them in). */
+    public java.util.List<String> references() {
+        String refs = fields.getOrDefault("References", "").trim();
+        if (refs.isEmpty()) return java.util.List.of();
+        return java.util.Arrays.stream(refs.split(" +")).map(r -> STORE_DIR + r).sorted().toList();
+    }
+
+    /** The Sig lines, each {@code keyname:base64}. */
+    public java.util.List<String> signatures() {
+        String sigs = fields.get("Sig");
+        return sigs == null ? java.util.List.of() : java.util.List.of(sigs.split("\n"));
+    }
+
+    /** What Nix signs: {@code 1;StorePath;NarHash;NarSize;refs}. */
+    public String fingerprint() {
+        return "1;" + storePath() + ";" + narHash() + ";" + narSize() + ";" + String.join(",", references());
     }
 
     public String storePath() {
