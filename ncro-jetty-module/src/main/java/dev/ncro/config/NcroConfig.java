@@ -51,8 +51,18 @@ public final class NcroConfig {
         private URI url;
         private int priority = Defaults.UPSTREAM_PRIORITY;
         private Timeout timeout = new Timeout();
+        private String publicKey;
+        private List<String> publicKeys = new ArrayList<>();
 
         public URI url() { return url; }
+
+        /** public_key and public_keys together, parsed (validated at load). */
+        public List<dev.ncro.trust.PublicKey> keys() {
+            List<dev.ncro.trust.PublicKey> keys = new ArrayList<>();
+            if (publicKey != null) keys.add(dev.ncro.trust.PublicKey.parse(publicKey));
+            if (publicKeys != null) publicKeys.forEach(k -> keys.add(dev.ncro.trust.PublicKey.parse(k)));
+            return keys;
+        }
         /** This upstream's own timeouts; null members inherit the global ones. */
         public Timeout timeout() { return timeout; }
         /** Lower is preferred; upstreams of equal priority form one racing tier. */
@@ -176,6 +186,13 @@ public final class NcroConfig {
                     seen.add(u.url);
                 }
                 if (u.priority < 0) problems.add(key + ".priority", "must be 0 or more, got " + u.priority);
+                if (u.publicKey != null) check(problems, key + ".public_key", () -> dev.ncro.trust.PublicKey.parse(u.publicKey));
+                if (u.publicKeys != null) {
+                    for (int k = 0; k < u.publicKeys.size(); k++) {
+                        String text = u.publicKeys.get(k);
+                        check(problems, key + ".public_keys[" + k + "]", () -> dev.ncro.trust.PublicKey.parse(text));
+                    }
+                }
                 if (u.timeout == null) {
                     u.timeout = new Timeout();
                 } else {

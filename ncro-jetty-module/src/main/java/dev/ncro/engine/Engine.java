@@ -49,6 +49,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     private final List<List<Upstream>> tiers;
     private final Map<String, Upstream> byBase = new LinkedHashMap<>();
     private final Map<Upstream, UpstreamHealth> health = new LinkedHashMap<>();
+    private final Map<Upstream, List<dev.ncro.trust.PublicKey>> keys = new LinkedHashMap<>();
     private final UpstreamClient client;
     private final RouteStore routes;
     private final ProbeScheduler probes;
@@ -77,6 +78,11 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
                     u.timeout().response());
             byPriority.computeIfAbsent(upstream.priority(), p -> new ArrayList<>()).add(upstream);
             byBase.put(upstream.base().toString(), upstream);
+            keys.put(upstream, u.keys());
+            if (u.keys().isEmpty()) {
+                org.slf4j.LoggerFactory.getLogger(Engine.class).warn(
+                        "upstream {} has no public_key: its narinfos are served without a signature check", upstream);
+            }
             UpstreamHealth h = new UpstreamHealth(upstream.name(), config.cache().latencyAlpha(), clock);
             health.put(upstream, h);
             targets.add(new ProbeScheduler.Target(upstream, h));
@@ -263,6 +269,12 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         public void answered(Upstream upstream, int status, double latencyMs) {
             health.get(upstream).sample(latencyMs);
             metrics.upstreamLatency.labelValues(upstream.name()).observe(latencyMs / 1000);
+        }
+
+        @Override
+        public String distrust(Upstream upstream, Narinfo narinfo) {
+            List<dev.ncro.trust.PublicKey> trusted = keys.get(upstream);
+            return trusted.isEmpty() ? null : dev.ncro.trust.Signatures.reject(narinfo, trusted);
         }
 
         @Override

@@ -46,6 +46,9 @@ final class NarinfoRace {
 
         /** An upstream failed without an HTTP answer (refused, reset, timed out). */
         void failed(Upstream upstream, Exception failure);
+
+        /** Why this upstream's narinfo must not be cached or served, or null when it is trusted. */
+        String distrust(Upstream upstream, Narinfo narinfo);
     }
 
     private static final Logger LOG = LoggerFactory.getLogger(NarinfoRace.class);
@@ -211,6 +214,12 @@ final class NarinfoRace {
                 } catch (Narinfo.InvalidNarinfoException e) {
                     LOG.warn("narinfo {} from {} rejected: {}", hash, upstream, e.getMessage());
                     settle(upstream, false, "invalid narinfo: " + e.getMessage());
+                    return;
+                }
+                String distrust = observer.distrust(upstream, narinfo);
+                if (distrust != null) {
+                    LOG.warn("narinfo {} from {} rejected: {}", hash, upstream, distrust);
+                    settle(upstream, false, "rejected narinfo: " + distrust);
                     return;
                 }
                 win(upstream, narinfo, fetched.body());
