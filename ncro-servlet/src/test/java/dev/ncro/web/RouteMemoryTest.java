@@ -36,7 +36,7 @@ class RouteMemoryTest extends TwoUpstreams {
     void warmNarinfo_isAnsweredFromMemory_withoutAnUpstreamRequest() throws Exception {
         String h = hash(50);
         bothHave(h, "warm");
-        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10)); // one upstream: no race loser to count late
 
         HttpResponse<byte[]> cold = ncro.get("/" + h + ".narinfo");
         long asked = asked(h);
@@ -44,16 +44,17 @@ class RouteMemoryTest extends TwoUpstreams {
 
         assertEquals(200, warm.statusCode());
         assertEquals(new String(cold.body(), StandardCharsets.UTF_8), new String(warm.body(), StandardCharsets.UTF_8));
-        assertTrue(asked >= 1, "the cold lookup raced");
+        assertEquals(1, asked, "the cold lookup asked the upstream");
         assertEquals(asked, asked(h), "the warm one asked no upstream");
     }
 
     /**
-     * narinfo requests that reached either upstream. Counted over both: a race may cancel the
-     * loser before its request has even left, so one upstream's count alone is not reliable.
+     * narinfo requests that reached the upstream. These tests give ncro a single upstream: with
+     * two, a race's loser may be cancelled before its request leaves, or reach its server after
+     * the race has answered, and no count of requests is then exact.
      */
     private long asked(String h) {
-        return a.count("/" + h + ".narinfo") + b.count("/" + h + ".narinfo");
+        return a.count("/" + h + ".narinfo");
     }
 
     @Test
@@ -99,14 +100,14 @@ class RouteMemoryTest extends TwoUpstreams {
         b.delay(Duration.ofMillis(200)).put("/" + h + ".narinfo", narinfo(h, "kept", "nar/kept.nar", 3))
                 .put("/nar/kept.nar", "B".getBytes(StandardCharsets.UTF_8));
         Path db = dir.resolve("routes.db");
-        String yaml = config(null, b.uri(), 10, a.uri(), 10);
-        ncro = NcroUnderTest.start(yaml, db, InstantSource.system());
+        // the first run knows only a (so no race loser can reach b late); the second knows both,
+        // b listed first: only the remembered route can send the NAR request to a
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10), db, InstantSource.system());
         assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
         ncro.close();
         a.clearLog();
-        b.clearLog();
 
-        ncro = NcroUnderTest.start(yaml, db, InstantSource.system());
+        ncro = NcroUnderTest.start(config(null, b.uri(), 10, a.uri(), 10), db, InstantSource.system());
         HttpResponse<byte[]> narinfo = ncro.get("/" + h + ".narinfo");
         HttpResponse<byte[]> nar = ncro.get("/nar/kept.nar");
 
@@ -121,7 +122,7 @@ class RouteMemoryTest extends TwoUpstreams {
         String h = hash(55);
         bothHave(h, "ttl");
         FakeClock clock = new FakeClock();
-        ncro = NcroUnderTest.start(config("ttl: 1h", a.uri(), 10, b.uri(), 10), dir.resolve("routes.db"), clock);
+        ncro = NcroUnderTest.start(config("ttl: 1h", a.uri(), 10), dir.resolve("routes.db"), clock);
 
         ncro.get("/" + h + ".narinfo");
         long asked = asked(h);
@@ -131,7 +132,7 @@ class RouteMemoryTest extends TwoUpstreams {
 
         clock.advance(Duration.ofMinutes(2));
         assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
-        assertTrue(asked(h) > asked, "after the TTL the upstreams are raced again");
+        assertEquals(asked + 1, asked(h), "after the TTL the upstream is asked again");
     }
 
     @Test
@@ -141,7 +142,7 @@ class RouteMemoryTest extends TwoUpstreams {
         Path db = dir.resolve("routes.db");
         Files.writeString(db, "garbage, not SQLite ".repeat(200));
 
-        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10), db, InstantSource.system());
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10), db, InstantSource.system());
 
         assertFalse(ncro.engine.routes().persistent());
         assertTrue(ncro.engine.routes().state().contains(db.toString()));
