@@ -94,17 +94,17 @@ public final class Bench {
 
     static void narStream(long size) throws Exception {
         MemoryMXBean memory = ManagementFactory.getMemoryMXBean();
-        try (FakeCache upstream = FakeCache.start().putGenerated("/nar/big.nar", size);
+        try (FakeCache upstream = FakeCache.start().putGenerated("/nar/iylahv99ib6ldixkyrvcshpi0ba8w9dxhs2k8gznrhajmnrz1ia0.nar", size);
                 NcroUnderTest ncro = NcroUnderTest.start(NcroUnderTest.config(null, upstream.uri(), 10))) {
             // warm the path once so that class loading and pools are not counted as growth
-            upstream.putGenerated("/nar/warm.nar", 8 << 20);
-            drain(ncro, "/nar/warm.nar", null);
+            upstream.putGenerated("/nar/q6kp4znpdbk525y9jpqzkd4q5aylawdad7gdhyvpar03c4hlaq30.nar", 8 << 20);
+            drain(ncro, "/nar/q6kp4znpdbk525y9jpqzkd4q5aylawdad7gdhyvpar03c4hlaq30.nar", null);
             System.gc();
             long baseline = memory.getHeapMemoryUsage().getUsed();
             AtomicLong maxLive = new AtomicLong(baseline);
             AtomicLong maxRaw = new AtomicLong(baseline);
             long t0 = System.nanoTime();
-            long n = drain(ncro, "/nar/big.nar", (read) -> {
+            long n = drain(ncro, "/nar/iylahv99ib6ldixkyrvcshpi0ba8w9dxhs2k8gznrhajmnrz1ia0.nar", (read) -> {
                 maxRaw.accumulateAndGet(memory.getHeapMemoryUsage().getUsed(), Math::max);
                 System.gc();
                 maxLive.accumulateAndGet(memory.getHeapMemoryUsage().getUsed(), Math::max);

@@ -23,7 +23,7 @@ import java.util.regex.Pattern;
  *   <li>{@code /<hash>.narinfo} with a 32-character nix32 hash: answered here, asynchronously,
  *       from the engine's race;</li>
  *   <li>{@code /nix-cache-info}, {@code /health}, {@code /metrics}: answered here;</li>
- *   <li>{@code /nar/...}: passed to the NAR servlet;</li>
+ *   <li>{@code /nar/...} in one of the {@link #NAR} forms: passed to the NAR servlet;</li>
  *   <li>anything else: 404, without touching an upstream.</li>
  * </ol>
  */
@@ -32,6 +32,15 @@ public final class NcroFilter extends HttpFilter {
 
     /** Nix's base-32 alphabet: no e, o, u, t. */
     static final Pattern NARINFO = Pattern.compile("/([0-9abcdfghijklmnpqrsvwxyz]{32})\\.narinfo");
+    /**
+     * The NAR (file) URL forms real caches write, relative to the cache root: {@code
+     * nar/<filehash>.nar.<ext>} (nix copy, cache.nixos.org), {@code nar/<narhash>.nar} with a
+     * query such as {@code ?hash=<hash>} (harmonia), {@code nar/<hash>-<narhash>.nar}
+     * (nix-serve-ng). Hashes in nix32 or lowercase hex. Nothing else is ever sent upstream.
+     */
+    static final Pattern NAR = Pattern.compile("/nar/[0-9a-z]{32,64}(?:-[0-9a-z]{32,64})?\\.nar(?:\\.[a-z0-9]{1,6})?");
+    static final Pattern NAR_QUERY = Pattern.compile("[a-z]{1,16}=[0-9a-z]{1,64}(?:&[a-z]{1,16}=[0-9a-z]{1,64}){0,3}");
+
     /** Safety net only: the engine answers within its race deadline. */
     private static final long NARINFO_ASYNC_TIMEOUT_MS = 120_000;
 
@@ -70,7 +79,12 @@ public final class NcroFilter extends HttpFilter {
             answer(response, ncro.health(), head);
         } else if (path.equals("/metrics")) {
             answer(response, ncro.metrics(), head);
-        } else if (path.startsWith("/nar/") && path.length() > 5) {
+        } else if (NAR.matcher(path).matches()) {
+            String query = request.getQueryString();
+            if (query != null && !NAR_QUERY.matcher(query).matches()) {
+                plain(response, 400, "malformed query on a NAR request");
+                return;
+            }
             chain.doFilter(request, response);
         } else {
             plain(response, 404, "not a binary cache path: " + path);

@@ -62,7 +62,7 @@ class HealthTest {
     @Test
     void refusingUpstream_goesDegradedThenDown_onHealth_andRejoinsWhenBack() throws Exception {
         String onlyB = hash(60);
-        b.put("/" + onlyB + ".narinfo", narinfo(onlyB, "b", "nar/b.nar", 3));
+        b.put("/" + onlyB + ".narinfo", narinfo(onlyB, "b", "nar/x40qravmfzwnc5i5l6210xmpb4d2vhkc5vkjqr89raf00b0x3ig0.nar", 3));
         ncro = start("5s");
         probe(1);
         JsonNode healthy = health();
@@ -131,7 +131,7 @@ class HealthTest {
     void everyUpstreamDown_isStillTried_andHealthSays503() throws Exception {
         String h = hash(65);
         a.refuseConnections();
-        b.put("/" + h + ".narinfo", narinfo(h, "b", "nar/b.nar", 3)).refuseConnections();
+        b.put("/" + h + ".narinfo", narinfo(h, "b", "nar/x40qravmfzwnc5i5l6210xmpb4d2vhkc5vkjqr89raf00b0x3ig0.nar", 3)).refuseConnections();
         ncro = start("5s");
         probe(10);
         assertEquals("down", health().get("status").asText());
@@ -175,16 +175,16 @@ class HealthTest {
 
     @Test
     void unknownNar_isAskedOfTheFasterUpstreamFirst_byMeasuredLatency() throws Exception {
-        a.delay(Duration.ofMillis(150)).put("/nar/x.nar", "from a".getBytes(java.nio.charset.StandardCharsets.UTF_8));
-        b.put("/nar/x.nar", "from b".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        a.delay(Duration.ofMillis(150)).put("/nar/14jl19y27c94hdkqw143v7ca8fx53nfz95z4n0h8hm9fb1r2ibb0.nar", "from a".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        b.put("/nar/14jl19y27c94hdkqw143v7ca8fx53nfz95z4n0h8hm9fb1r2ibb0.nar", "from b".getBytes(java.nio.charset.StandardCharsets.UTF_8));
         ncro = start("5s"); // a is listed first, same priority
         probe(1);
         a.clearLog();
         b.clearLog();
 
-        HttpResponse<byte[]> r = ncro.get("/nar/x.nar");
+        HttpResponse<byte[]> r = ncro.get("/nar/14jl19y27c94hdkqw143v7ca8fx53nfz95z4n0h8hm9fb1r2ibb0.nar");
 
         assertEquals("from b", new String(r.body(), java.nio.charset.StandardCharsets.UTF_8), "b's EMA is far lower");
-        assertEquals(0, a.count("/nar/x.nar"));
+        assertEquals(0, a.count("/nar/14jl19y27c94hdkqw143v7ca8fx53nfz95z4n0h8hm9fb1r2ibb0.nar"));
     }
 }

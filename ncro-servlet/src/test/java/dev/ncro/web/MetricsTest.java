@@ -58,7 +58,7 @@ class MetricsTest {
     void countersMove_asRequestsGoThrough() throws Exception {
         String found = hash(70);
         String missing = hash(71);
-        a.put("/" + found + ".narinfo", narinfo(found, "m", "nar/m.nar", 3)).put("/nar/m.nar", new byte[1000]);
+        a.put("/" + found + ".narinfo", narinfo(found, "m", "nar/s2gcxmfn2bsr3211qwdwrsjs6gcaf2dq33036356cqmv5x9d6nq0.nar", 3)).put("/nar/s2gcxmfn2bsr3211qwdwrsjs6gcaf2dq33036356cqmv5x9d6nq0.nar", new byte[1000]);
         ncro = NcroUnderTest.start(config(null, a.uri(), 10));
         String up = "upstream=\"" + a.uri() + "\"";
 
@@ -66,7 +66,7 @@ class MetricsTest {
         ncro.get("/" + found + ".narinfo"); // hit
         ncro.get("/" + missing + ".narinfo"); // miss, 404
         ncro.get("/" + missing + ".narinfo"); // negative hit
-        ncro.get("/nar/m.nar");
+        ncro.get("/nar/s2gcxmfn2bsr3211qwdwrsjs6gcaf2dq33036356cqmv5x9d6nq0.nar");
 
         Map<String, Double> m = scrape();
         assertEquals(1, value(m, "ncro_narinfo_cache_hits_total"));

@@ -37,68 +37,68 @@ class NarStreamingTest extends TwoUpstreams {
 
     @Test
     void nar_comesFromTheUpstreamThatServedTheNarinfo() throws Exception {
-        String h = twoCachesWithDifferentNars("nar/abc.nar.xz");
+        String h = twoCachesWithDifferentNars("nar/dd500r7cz748bfagph57shd0hx842pnby6h2l09xgf0yqzs2qkf1.nar.xz");
         ncro = NcroUnderTest.start(config(null, b.uri(), 10, a.uri(), 10));
         assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
 
-        HttpResponse<byte[]> r = ncro.get("/nar/abc.nar.xz");
+        HttpResponse<byte[]> r = ncro.get("/nar/dd500r7cz748bfagph57shd0hx842pnby6h2l09xgf0yqzs2qkf1.nar.xz");
 
         assertEquals(200, r.statusCode());
         assertEquals("A-bytes", new String(r.body(), StandardCharsets.UTF_8));
-        assertEquals(0, b.count("/nar/abc.nar.xz"));
+        assertEquals(0, b.count("/nar/dd500r7cz748bfagph57shd0hx842pnby6h2l09xgf0yqzs2qkf1.nar.xz"));
     }
 
     @Test
     void pinnedUpstreamWithoutTheNar_fallsThroughToTheOthers() throws Exception {
         String h = hash(21);
-        a.put("/" + h + ".narinfo", narinfo(h, "p", "nar/only-b.nar", 7));
-        b.put("/nar/only-b.nar", bytes("B-bytes"));
+        a.put("/" + h + ".narinfo", narinfo(h, "p", "nar/bia6k5215sbpyqllrf2dlxkfcvjygyqnyqlfns4h2nzx6wj9nml1.nar", 7));
+        b.put("/nar/bia6k5215sbpyqllrf2dlxkfcvjygyqnyqlfns4h2nzx6wj9nml1.nar", bytes("B-bytes"));
         ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 20));
         ncro.get("/" + h + ".narinfo");
 
-        HttpResponse<byte[]> r = ncro.get("/nar/only-b.nar");
+        HttpResponse<byte[]> r = ncro.get("/nar/bia6k5215sbpyqllrf2dlxkfcvjygyqnyqlfns4h2nzx6wj9nml1.nar");
 
         assertEquals(200, r.statusCode());
         assertEquals("B-bytes", new String(r.body(), StandardCharsets.UTF_8));
-        assertEquals(1, a.count("/nar/only-b.nar"));
+        assertEquals(1, a.count("/nar/bia6k5215sbpyqllrf2dlxkfcvjygyqnyqlfns4h2nzx6wj9nml1.nar"));
     }
 
     @Test
     void pinnedUpstreamFailing_is502_andNoOtherCacheIsAsked() throws Exception {
-        String h = twoCachesWithDifferentNars("nar/pinned.nar");
-        a.status("/nar/pinned.nar", 503);
+        String h = twoCachesWithDifferentNars("nar/gmdy400b81dlpdzbvw55q0bxipyp2psfzy574v61allp1chbbxg0.nar");
+        a.status("/nar/gmdy400b81dlpdzbvw55q0bxipyp2psfzy574v61allp1chbbxg0.nar", 503);
         ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10));
         ncro.get("/" + h + ".narinfo");
 
-        assertEquals(502, ncro.get("/nar/pinned.nar").statusCode());
-        assertEquals(0, b.count("/nar/pinned.nar"));
+        assertEquals(502, ncro.get("/nar/gmdy400b81dlpdzbvw55q0bxipyp2psfzy574v61allp1chbbxg0.nar").statusCode());
+        assertEquals(0, b.count("/nar/gmdy400b81dlpdzbvw55q0bxipyp2psfzy574v61allp1chbbxg0.nar"));
     }
 
     @Test
     void unknownNar_triesUpstreamsInPreferenceOrder() throws Exception {
-        b.put("/nar/unknown.nar", bytes("B-bytes"));
+        b.put("/nar/wd2ck7gij4iv0r3f4sqwnh1pkicw164r7z4im8mwx6hk32adsic1.nar", bytes("B-bytes"));
         ncro = NcroUnderTest.start(config(null, b.uri(), 20, a.uri(), 10));
 
-        HttpResponse<byte[]> r = ncro.get("/nar/unknown.nar");
+        HttpResponse<byte[]> r = ncro.get("/nar/wd2ck7gij4iv0r3f4sqwnh1pkicw164r7z4im8mwx6hk32adsic1.nar");
 
         assertEquals(200, r.statusCode());
         assertEquals("B-bytes", new String(r.body(), StandardCharsets.UTF_8));
-        assertTrue(a.requests().get(0).path().equals("/nar/unknown.nar"), "priority 10 first");
+        assertTrue(a.requests().get(0).path().equals("/nar/wd2ck7gij4iv0r3f4sqwnh1pkicw164r7z4im8mwx6hk32adsic1.nar"), "priority 10 first");
     }
 
     @Test
     void unknownNarNowhere_is404_butWithAFailure502() throws Exception {
         ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 20));
-        assertEquals(404, ncro.get("/nar/nowhere.nar").statusCode());
+        assertEquals(404, ncro.get("/nar/3air6mjkjhqy99crng4s1hbbid2ba4jy171fc46s81s992wzf580.nar").statusCode());
 
-        b.status("/nar/nowhere.nar", 500);
-        assertEquals(502, ncro.get("/nar/nowhere.nar").statusCode());
+        b.status("/nar/3air6mjkjhqy99crng4s1hbbid2ba4jy171fc46s81s992wzf580.nar", 500);
+        assertEquals(502, ncro.get("/nar/3air6mjkjhqy99crng4s1hbbid2ba4jy171fc46s81s992wzf580.nar").statusCode());
     }
 
     @Test
     void pathAndQuery_areForwardedExactly() throws Exception {
-        String url = "nar/1abc.nar?hash=0z9y%2Fq";
-        a.put("/nar/1abc.nar", bytes("nar"));
+        String url = "nar/yssk7zb7vqw332qd1lczlpy2pad1ssfd75w52gswsr43470kbym0.nar?hash=gyxg5xsl2lsprfhrsf3ll1qwjxj5klxn";
+        a.put("/nar/yssk7zb7vqw332qd1lczlpy2pad1ssfd75w52gswsr43470kbym0.nar", bytes("nar"));
         ncro = NcroUnderTest.start(config(null, a.uri(), 10));
 
         HttpResponse<byte[]> r = ncro.get("/" + url);
@@ -111,10 +111,10 @@ class NarStreamingTest extends TwoUpstreams {
     void range_isForwarded_andAnswered206WithContentRange() throws Exception {
         byte[] nar = new byte[1000];
         for (int i = 0; i < nar.length; i++) nar[i] = (byte) i;
-        a.put("/nar/r.nar", nar);
+        a.put("/nar/1x4bz98ng1f9n4rb5hlyymnw09dvkf8wk8bxicwjj2w52j793ai0.nar", nar);
         ncro = NcroUnderTest.start(config(null, a.uri(), 10));
 
-        HttpResponse<byte[]> r = ncro.get("/nar/r.nar", "Range", "bytes=900-");
+        HttpResponse<byte[]> r = ncro.get("/nar/1x4bz98ng1f9n4rb5hlyymnw09dvkf8wk8bxicwjj2w52j793ai0.nar", "Range", "bytes=900-");
 
         assertEquals(206, r.statusCode());
         assertEquals("bytes 900-999/1000", r.headers().firstValue("content-range").orElseThrow());
@@ -126,10 +126,10 @@ class NarStreamingTest extends TwoUpstreams {
 
     @Test
     void endToEndHeadersPass_hopByHopAndCookiesDoNot() throws Exception {
-        a.put("/nar/h.nar", bytes("nar"));
+        a.put("/nar/39cv4k7fv1alsgziml0c6vcxakdxkc6rj2gpf0x34dw96k089ma1.nar", bytes("nar"));
         ncro = NcroUnderTest.start(config(null, a.uri(), 10));
 
-        HttpResponse<byte[]> r = ncro.get("/nar/h.nar");
+        HttpResponse<byte[]> r = ncro.get("/nar/39cv4k7fv1alsgziml0c6vcxakdxkc6rj2gpf0x34dw96k089ma1.nar");
 
         assertTrue(r.headers().firstValue("etag").isPresent());
         assertEquals("application/x-nix-nar", r.headers().firstValue("content-type").orElseThrow());
@@ -138,10 +138,10 @@ class NarStreamingTest extends TwoUpstreams {
 
     @Test
     void head_isForwardedAsHead() throws Exception {
-        a.put("/nar/head.nar", new byte[12345]);
+        a.put("/nar/dj491liymn3xwmdjpn6g8vsxs8336jf90jfa3k0xybw6srldfr71.nar", new byte[12345]);
         ncro = NcroUnderTest.start(config(null, a.uri(), 10));
 
-        HttpResponse<byte[]> r = ncro.send("HEAD", "/nar/head.nar");
+        HttpResponse<byte[]> r = ncro.send("HEAD", "/nar/dj491liymn3xwmdjpn6g8vsxs8336jf90jfa3k0xybw6srldfr71.nar");
 
         assertEquals(200, r.statusCode());
         assertEquals("12345", r.headers().firstValue("content-length").orElseThrow());
@@ -151,10 +151,10 @@ class NarStreamingTest extends TwoUpstreams {
     @Test
     void largeNar_arrivesByteForByte() throws Exception {
         long size = 48L * 1024 * 1024 + 123;
-        a.putGenerated("/nar/big.nar", size);
+        a.putGenerated("/nar/iylahv99ib6ldixkyrvcshpi0ba8w9dxhs2k8gznrhajmnrz1ia0.nar", size);
         ncro = NcroUnderTest.start(config(null, a.uri(), 10));
 
-        HttpResponse<InputStream> r = ncro.http.send(java.net.http.HttpRequest.newBuilder(ncro.uri("/nar/big.nar")).build(),
+        HttpResponse<InputStream> r = ncro.http.send(java.net.http.HttpRequest.newBuilder(ncro.uri("/nar/iylahv99ib6ldixkyrvcshpi0ba8w9dxhs2k8gznrhajmnrz1ia0.nar")).build(),
                 HttpResponse.BodyHandlers.ofInputStream());
         long n = 0;
         try (InputStream in = r.body()) {
@@ -171,29 +171,29 @@ class NarStreamingTest extends TwoUpstreams {
 
     @Test
     void upstreamResetMidBody_withLength_abortsTheClient() throws Exception {
-        a.putGenerated("/nar/reset.nar", 4 * 1024 * 1024).resetAfter("/nar/reset.nar", 1024 * 1024);
+        a.putGenerated("/nar/3js67dcvm2raxpr3qfsprg22cv2zbhaybkbclvhbnv9llx26yd00.nar", 4 * 1024 * 1024).resetAfter("/nar/3js67dcvm2raxpr3qfsprg22cv2zbhaybkbclvhbnv9llx26yd00.nar", 1024 * 1024);
         ncro = NcroUnderTest.start(config(null, a.uri(), 10));
 
-        assertThrows(IOException.class, () -> ncro.get("/nar/reset.nar"));
+        assertThrows(IOException.class, () -> ncro.get("/nar/3js67dcvm2raxpr3qfsprg22cv2zbhaybkbclvhbnv9llx26yd00.nar"));
     }
 
     @Test
     void upstreamResetMidBody_chunked_neverEndsTheBodyCleanly() throws Exception {
-        a.putGenerated("/nar/reset.nar", 4 * 1024 * 1024).chunked("/nar/reset.nar").resetAfter("/nar/reset.nar", 1024 * 1024);
+        a.putGenerated("/nar/3js67dcvm2raxpr3qfsprg22cv2zbhaybkbclvhbnv9llx26yd00.nar", 4 * 1024 * 1024).chunked("/nar/3js67dcvm2raxpr3qfsprg22cv2zbhaybkbclvhbnv9llx26yd00.nar").resetAfter("/nar/3js67dcvm2raxpr3qfsprg22cv2zbhaybkbclvhbnv9llx26yd00.nar", 1024 * 1024);
         ncro = NcroUnderTest.start(config(null, a.uri(), 10));
 
-        assertThrows(IOException.class, () -> ncro.get("/nar/reset.nar"));
+        assertThrows(IOException.class, () -> ncro.get("/nar/3js67dcvm2raxpr3qfsprg22cv2zbhaybkbclvhbnv9llx26yd00.nar"));
     }
 
     @Test
     void clientDisconnect_cancelsTheUpstreamExchange_andFreesTheConnection() throws Exception {
-        a.putGenerated("/nar/huge.nar", 1L << 32);
-        a.put("/nar/small.nar", bytes("ok"));
+        a.putGenerated("/nar/a720w6cmm6a21hksdi9mfpv355mkklcbar5c3vv35cfl1pv1qjp0.nar", 1L << 32);
+        a.put("/nar/h90m5l0v1znkci7pni8v7axm803wnvajam99dmidwlipvxsivf01.nar", bytes("ok"));
         ncro = NcroUnderTest.start(config(null, a.uri(), 10));
 
         try (Socket s = new Socket("127.0.0.1", ncro.port())) {
             OutputStream out = s.getOutputStream();
-            out.write("GET /nar/huge.nar HTTP/1.1\r\nHost: x\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+            out.write("GET /nar/a720w6cmm6a21hksdi9mfpv355mkklcbar5c3vv35cfl1pv1qjp0.nar HTTP/1.1\r\nHost: x\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
             out.flush();
             InputStream in = s.getInputStream();
             byte[] buf = new byte[65536];
@@ -202,6 +202,6 @@ class NarStreamingTest extends TwoUpstreams {
         }
 
         assertTrue(a.awaitAbortedWrite(Duration.ofSeconds(20)), "the upstream saw ncro hang up");
-        assertEquals(200, ncro.get("/nar/small.nar").statusCode());
+        assertEquals(200, ncro.get("/nar/h90m5l0v1znkci7pni8v7axm803wnvajam99dmidwlipvxsivf01.nar").statusCode());
     }
 }

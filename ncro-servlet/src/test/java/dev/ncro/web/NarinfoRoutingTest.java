@@ -31,16 +31,16 @@ class NarinfoRoutingTest extends TwoUpstreams {
     @Test
     void race_answersWithTheFastestUpstreamsNarinfo() throws Exception {
         String h = hash(1);
-        a.delay(Duration.ofMillis(300)).put("/" + h + ".narinfo", narinfo(h, "slow", "nar/slow.nar", 1));
+        a.delay(Duration.ofMillis(300)).put("/" + h + ".narinfo", narinfo(h, "slow", "nar/nxip0lzc53xwivli31p9kp9pgl8sdfvvn73n8w56qiyviyyychp0.nar", 1));
         // 50 ms: time for every racer's request to arrive before the winner answers, even under load
-        b.delay(Duration.ofMillis(50)).put("/" + h + ".narinfo", narinfo(h, "fast", "nar/fast.nar", 1));
-        c.delay(Duration.ofMillis(150)).put("/" + h + ".narinfo", narinfo(h, "mid", "nar/mid.nar", 1));
+        b.delay(Duration.ofMillis(50)).put("/" + h + ".narinfo", narinfo(h, "fast", "nar/g8ahw6i5z5jc9xc5h285ni06dnby64vzfmwknx7j6wgz6hdqxa40.nar", 1));
+        c.delay(Duration.ofMillis(150)).put("/" + h + ".narinfo", narinfo(h, "mid", "nar/27ldlbv36f8dfswz8lf87w35a777v4fmkxqq9ldql2gz3wr2c541.nar", 1));
         ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10, c.uri(), 10));
 
         HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
 
         assertEquals(200, r.statusCode());
-        assertEquals(narinfo(h, "fast", "nar/fast.nar", 1), body(r));
+        assertEquals(narinfo(h, "fast", "nar/g8ahw6i5z5jc9xc5h285ni06dnby64vzfmwknx7j6wgz6hdqxa40.nar", 1), body(r));
         assertEquals("text/x-nix-narinfo", r.headers().firstValue("content-type").orElseThrow());
         assertEquals(1, a.count("/" + h + ".narinfo"), "every tier member is raced");
         assertEquals("GET", b.requests().get(0).method(), "the race GETs: one round trip to the winner");
@@ -49,8 +49,8 @@ class NarinfoRoutingTest extends TwoUpstreams {
     @Test
     void lowerPriorityTierWins_evenWhenSlower_andNextTierIsNotAsked() throws Exception {
         String h = hash(2);
-        a.delay(Duration.ofMillis(150)).put("/" + h + ".narinfo", narinfo(h, "first-tier", "nar/a.nar", 1));
-        b.put("/" + h + ".narinfo", narinfo(h, "second-tier", "nar/b.nar", 1));
+        a.delay(Duration.ofMillis(150)).put("/" + h + ".narinfo", narinfo(h, "first-tier", "nar/v5jwypnhp30kbrr9w35hzpvh7dkqxi8kkdc4cxbrxx6lc94hplj1.nar", 1));
+        b.put("/" + h + ".narinfo", narinfo(h, "second-tier", "nar/x40qravmfzwnc5i5l6210xmpb4d2vhkc5vkjqr89raf00b0x3ig0.nar", 1));
         ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 20));
 
         HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
@@ -63,7 +63,7 @@ class NarinfoRoutingTest extends TwoUpstreams {
     @Test
     void missInFirstTier_fallsToNextTier() throws Exception {
         String h = hash(3);
-        b.put("/" + h + ".narinfo", narinfo(h, "second", "nar/b.nar", 1));
+        b.put("/" + h + ".narinfo", narinfo(h, "second", "nar/x40qravmfzwnc5i5l6210xmpb4d2vhkc5vkjqr89raf00b0x3ig0.nar", 1));
         ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 20));
 
         HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
@@ -122,7 +122,7 @@ class NarinfoRoutingTest extends TwoUpstreams {
     void hangingSlowUpstream_doesNotDelayAFasterHit() throws Exception {
         String h = hash(8);
         a.hang("/" + h + ".narinfo");
-        b.put("/" + h + ".narinfo", narinfo(h, "b", "nar/b.nar", 1));
+        b.put("/" + h + ".narinfo", narinfo(h, "b", "nar/x40qravmfzwnc5i5l6210xmpb4d2vhkc5vkjqr89raf00b0x3ig0.nar", 1));
         ncro = NcroUnderTest.start(config("race_deadline: 30s", a.uri(), 10, b.uri(), 10));
 
         HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
@@ -133,8 +133,8 @@ class NarinfoRoutingTest extends TwoUpstreams {
     @Test
     void invalidNarinfoFromTheFastest_losesToAnHonestSlowerOne() throws Exception {
         String h = hash(9);
-        a.put("/" + h + ".narinfo", narinfo(hash(10), "wrong-path", "nar/x.nar", 1));
-        b.delay(Duration.ofMillis(100)).put("/" + h + ".narinfo", narinfo(h, "honest", "nar/y.nar", 1));
+        a.put("/" + h + ".narinfo", narinfo(hash(10), "wrong-path", "nar/14jl19y27c94hdkqw143v7ca8fx53nfz95z4n0h8hm9fb1r2ibb0.nar", 1));
+        b.delay(Duration.ofMillis(100)).put("/" + h + ".narinfo", narinfo(h, "honest", "nar/s7cil84nhydnrvkia9h0ri0d260cxs1gfwjyg62iz7mh3vhwwg81.nar", 1));
         ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10));
 
         HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
@@ -164,7 +164,7 @@ class NarinfoRoutingTest extends TwoUpstreams {
     @Test
     void head_answersHeadersWithoutBody() throws Exception {
         String h = hash(13);
-        String info = narinfo(h, "x", "nar/x.nar", 1);
+        String info = narinfo(h, "x", "nar/14jl19y27c94hdkqw143v7ca8fx53nfz95z4n0h8hm9fb1r2ibb0.nar", 1);
         a.put("/" + h + ".narinfo", info);
         ncro = NcroUnderTest.start(config(null, a.uri(), 10));
 
@@ -193,7 +193,7 @@ class NarinfoRoutingTest extends TwoUpstreams {
         HttpResponse<byte[]> post = ncro.send("POST", "/" + hash(14) + ".narinfo");
         assertEquals(405, post.statusCode());
         assertEquals("GET, HEAD", post.headers().firstValue("allow").orElseThrow());
-        assertEquals(405, ncro.send("PUT", "/nar/x.nar").statusCode());
+        assertEquals(405, ncro.send("PUT", "/nar/14jl19y27c94hdkqw143v7ca8fx53nfz95z4n0h8hm9fb1r2ibb0.nar").statusCode());
         assertEquals(404, ncro.get("/index.html").statusCode());
         assertEquals(404, ncro.get("/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee.narinfo").statusCode(), "e is not nix32");
         assertEquals(404, ncro.get("/" + hash(14).substring(1) + ".narinfo").statusCode(), "31 characters");

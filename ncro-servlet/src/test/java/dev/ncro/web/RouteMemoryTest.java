@@ -88,7 +88,7 @@ class RouteMemoryTest extends TwoUpstreams {
         assertEquals(1, a.count("/" + missing + ".narinfo"), "the second 404 came from memory");
 
         assertEquals(502, ncro.get("/" + failing + ".narinfo").statusCode());
-        b.clearScripts().put("/" + failing + ".narinfo", narinfo(failing, "back", "nar/back.nar", 3));
+        b.clearScripts().put("/" + failing + ".narinfo", narinfo(failing, "back", "nar/57mm5hhm0g54ycbqll7zkqkslq96aq0ddh2mzvrf28x6g3d482g0.nar", 3));
         assertEquals(200, ncro.get("/" + failing + ".narinfo").statusCode(), "a failure is not remembered");
         assertEquals(2, b.count("/" + failing + ".narinfo"));
     }
@@ -96,9 +96,9 @@ class RouteMemoryTest extends TwoUpstreams {
     @Test
     void routesSurviveARestart_narinfoAndNarPin() throws Exception {
         String h = hash(54);
-        a.put("/" + h + ".narinfo", narinfo(h, "kept", "nar/kept.nar", 3)).put("/nar/kept.nar", "A".getBytes(StandardCharsets.UTF_8));
-        b.delay(Duration.ofMillis(200)).put("/" + h + ".narinfo", narinfo(h, "kept", "nar/kept.nar", 3))
-                .put("/nar/kept.nar", "B".getBytes(StandardCharsets.UTF_8));
+        a.put("/" + h + ".narinfo", narinfo(h, "kept", "nar/n43mcjhzxzblcdzkilsv09l3nh80rpwzzxr4pdba7d6sxmsfhgy0.nar", 3)).put("/nar/n43mcjhzxzblcdzkilsv09l3nh80rpwzzxr4pdba7d6sxmsfhgy0.nar", "A".getBytes(StandardCharsets.UTF_8));
+        b.delay(Duration.ofMillis(200)).put("/" + h + ".narinfo", narinfo(h, "kept", "nar/n43mcjhzxzblcdzkilsv09l3nh80rpwzzxr4pdba7d6sxmsfhgy0.nar", 3))
+                .put("/nar/n43mcjhzxzblcdzkilsv09l3nh80rpwzzxr4pdba7d6sxmsfhgy0.nar", "B".getBytes(StandardCharsets.UTF_8));
         Path db = dir.resolve("routes.db");
         // the first run knows only a (so no race loser can reach b late); the second knows both,
         // b listed first: only the remembered route can send the NAR request to a
@@ -109,12 +109,12 @@ class RouteMemoryTest extends TwoUpstreams {
 
         ncro = NcroUnderTest.start(config(null, b.uri(), 10, a.uri(), 10), db, InstantSource.system());
         HttpResponse<byte[]> narinfo = ncro.get("/" + h + ".narinfo");
-        HttpResponse<byte[]> nar = ncro.get("/nar/kept.nar");
+        HttpResponse<byte[]> nar = ncro.get("/nar/n43mcjhzxzblcdzkilsv09l3nh80rpwzzxr4pdba7d6sxmsfhgy0.nar");
 
         assertEquals(200, narinfo.statusCode());
         assertEquals(0, a.count("/" + h + ".narinfo") + b.count("/" + h + ".narinfo"), "no upstream asked after restart");
         assertEquals("A", new String(nar.body(), StandardCharsets.UTF_8), "the NAR pin survived too");
-        assertEquals(0, b.count("/nar/kept.nar"));
+        assertEquals(0, b.count("/nar/n43mcjhzxzblcdzkilsv09l3nh80rpwzzxr4pdba7d6sxmsfhgy0.nar"));
     }
 
     @Test
