@@ -53,6 +53,13 @@ public final class NcroConfig {
         private Timeout timeout = new Timeout();
         private String publicKey;
         private List<String> publicKeys = new ArrayList<>();
+        private List<Filter> filters = new ArrayList<>();
+
+        /** The path filters, parsed (validated at load). */
+        public List<dev.ncro.trust.Filters.Rule> filters() {
+            return filters == null ? List.of() : filters.stream()
+                    .map(f -> dev.ncro.trust.Filters.Rule.of(f.action, f.field, f.pattern)).toList();
+        }
 
         public URI url() { return url; }
 
@@ -67,6 +74,13 @@ public final class NcroConfig {
         public Timeout timeout() { return timeout; }
         /** Lower is preferred; upstreams of equal priority form one racing tier. */
         public int priority() { return priority; }
+    }
+
+    /** One path filter rule of an upstream. */
+    public static final class Filter {
+        private String action;
+        private String field;
+        private String pattern;
     }
 
     /** Per-upstream timeouts: {@code connect}, and {@code response} (how long one answer may take). */
@@ -191,6 +205,13 @@ public final class NcroConfig {
                     for (int k = 0; k < u.publicKeys.size(); k++) {
                         String text = u.publicKeys.get(k);
                         check(problems, key + ".public_keys[" + k + "]", () -> dev.ncro.trust.PublicKey.parse(text));
+                    }
+                }
+                if (u.filters != null) {
+                    for (int f = 0; f < u.filters.size(); f++) {
+                        Filter rule = u.filters.get(f);
+                        if (rule == null) { problems.add(key + ".filters[" + f + "]", "is empty"); continue; }
+                        check(problems, key + ".filters[" + f + "]", () -> dev.ncro.trust.Filters.Rule.of(rule.action, rule.field, rule.pattern));
                     }
                 }
                 if (u.timeout == null) {

@@ -50,6 +50,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     private final Map<String, Upstream> byBase = new LinkedHashMap<>();
     private final Map<Upstream, UpstreamHealth> health = new LinkedHashMap<>();
     private final Map<Upstream, List<dev.ncro.trust.PublicKey>> keys = new LinkedHashMap<>();
+    private final Map<Upstream, List<dev.ncro.trust.Filters.Rule>> filters = new LinkedHashMap<>();
     private final UpstreamClient client;
     private final RouteStore routes;
     private final ProbeScheduler probes;
@@ -79,6 +80,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             byPriority.computeIfAbsent(upstream.priority(), p -> new ArrayList<>()).add(upstream);
             byBase.put(upstream.base().toString(), upstream);
             keys.put(upstream, u.keys());
+            filters.put(upstream, u.filters());
             if (u.keys().isEmpty()) {
                 org.slf4j.LoggerFactory.getLogger(Engine.class).warn(
                         "upstream {} has no public_key: its narinfos are served without a signature check", upstream);
@@ -275,6 +277,12 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         public String distrust(Upstream upstream, Narinfo narinfo) {
             List<dev.ncro.trust.PublicKey> trusted = keys.get(upstream);
             return trusted.isEmpty() ? null : dev.ncro.trust.Signatures.reject(narinfo, trusted);
+        }
+
+        @Override
+        public String filtered(Upstream upstream, Narinfo narinfo) {
+            List<dev.ncro.trust.Filters.Rule> rules = filters.get(upstream);
+            return rules.isEmpty() ? null : dev.ncro.trust.Filters.reject(narinfo, rules);
         }
 
         @Override

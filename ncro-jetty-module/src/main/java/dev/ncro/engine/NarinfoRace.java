@@ -49,6 +49,9 @@ final class NarinfoRace {
 
         /** Why this upstream's narinfo must not be cached or served, or null when it is trusted. */
         String distrust(Upstream upstream, Narinfo narinfo);
+
+        /** Why this upstream's filters exclude the path (it then counts as not having it), or null. */
+        String filtered(Upstream upstream, Narinfo narinfo);
     }
 
     private static final Logger LOG = LoggerFactory.getLogger(NarinfoRace.class);
@@ -214,6 +217,12 @@ final class NarinfoRace {
                 } catch (Narinfo.InvalidNarinfoException e) {
                     LOG.warn("narinfo {} from {} rejected: {}", hash, upstream, e.getMessage());
                     settle(upstream, false, "invalid narinfo: " + e.getMessage());
+                    return;
+                }
+                String filtered = observer.filtered(upstream, narinfo);
+                if (filtered != null) {
+                    LOG.info("narinfo {} from {} not used: {}", hash, upstream, filtered);
+                    settle(upstream, true, null);
                     return;
                 }
                 String distrust = observer.distrust(upstream, narinfo);

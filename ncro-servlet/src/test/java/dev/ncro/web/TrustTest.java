@@ -64,4 +64,23 @@ class TrustTest extends TwoUpstreams {
                 () -> NcroUnderTest.start("upstreams:\n  - url: http://x\n    public_keys: [\"k:AAAA\"]\n")).getMessage();
         assertTrue(msg.contains("upstreams[0].public_keys[0]"), msg);
     }
+
+    @Test
+    void filteredWinner_isSkipped_andTheNextUpstreamServes_orItIsANotFound() throws Exception {
+        String leaf = fixture(LEAF + ".narinfo");
+        a.put("/" + LEAF + ".narinfo", leaf);
+        String filtered = "upstreams:\n"
+                + "  - url: " + a.uri() + "\n    filters:\n      - {action: deny, field: name, pattern: \"fixture-*\"}\n"
+                + "  - url: " + b.uri() + "\n";
+        ncro = NcroUnderTest.start(filtered);
+        assertEquals(404, ncro.get("/" + LEAF + ".narinfo").statusCode(), "a's filter hides it, b has none: not found");
+        ncro.close();
+
+        b.clearLog();
+        b.delay(Duration.ofMillis(100)).put("/" + LEAF + ".narinfo", leaf);
+        ncro = NcroUnderTest.start(filtered);
+        HttpResponse<byte[]> r = ncro.get("/" + LEAF + ".narinfo");
+        assertEquals(200, r.statusCode(), "the faster a is filtered out; b serves");
+        assertEquals(1, b.count("/" + LEAF + ".narinfo"));
+    }
 }
