@@ -36,6 +36,10 @@ public final class NcroConfig {
         private Duration writeTimeout = Defaults.WRITE_TIMEOUT;
         private int cachePriority = Defaults.CACHE_PRIORITY;
         private Duration connectTimeout = Defaults.CONNECT_TIMEOUT;
+        private String netrcFile = "";
+
+        /** netrc file for upstream logins, used for upstreams without username/password; "" for none. */
+        public String netrcFile() { return netrcFile; }
 
         public Listen listen() { return Listen.parse(listen); }
         /** Connect timeout to upstreams, unless an upstream sets its own. */
@@ -54,6 +58,14 @@ public final class NcroConfig {
         private String publicKey;
         private List<String> publicKeys = new ArrayList<>();
         private List<Filter> filters = new ArrayList<>();
+        private String username;
+        private String password;
+
+        /** Basic-auth user, or null. */
+        public String username() { return username; }
+
+        /** Basic-auth password, or null. Never logged. */
+        public String password() { return password; }
 
         /** The path filters, parsed (validated at load). */
         public List<dev.ncro.trust.Filters.Rule> filters() {
@@ -174,6 +186,9 @@ public final class NcroConfig {
         positive(problems, "server.read_timeout", server.readTimeout);
         positive(problems, "server.write_timeout", server.writeTimeout);
         positive(problems, "server.connect_timeout", server.connectTimeout);
+        if (server.netrcFile != null && !server.netrcFile.isEmpty() && !java.nio.file.Files.isReadable(java.nio.file.Path.of(server.netrcFile))) {
+            problems.add("server.netrc_file", "cannot read " + server.netrcFile);
+        }
         if (server.cachePriority < 0) problems.add("server.cache_priority", "must be 0 or more, got " + server.cachePriority);
 
         if (upstreams == null || upstreams.isEmpty()) {
@@ -206,6 +221,9 @@ public final class NcroConfig {
                         String text = u.publicKeys.get(k);
                         check(problems, key + ".public_keys[" + k + "]", () -> dev.ncro.trust.PublicKey.parse(text));
                     }
+                }
+                if ((u.username == null) != (u.password == null)) {
+                    problems.add(key + (u.username == null ? ".username" : ".password"), "username and password go together");
                 }
                 if (u.filters != null) {
                     for (int f = 0; f < u.filters.size(); f++) {

@@ -99,6 +99,23 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         this.routes = new RouteStore(dbPath, cache.maxEntries(), cache.ttl(), cache.negativeTtl(),
                 cache.massQuery().inMemoryNegativeTtl(), clock);
         this.client = new UpstreamClient(config.server().connectTimeout(), List.copyOf(byBase.values()));
+        dev.ncro.upstream.Netrc netrc = null;
+        if (!config.server().netrcFile().isEmpty()) {
+            try {
+                netrc = dev.ncro.upstream.Netrc.read(Path.of(config.server().netrcFile()));
+            } catch (java.io.IOException e) {
+                throw new IllegalStateException("cannot read server.netrc_file " + config.server().netrcFile() + ": " + e.getMessage(), e);
+            }
+        }
+        for (int i = 0; i < config.upstreams().size(); i++) {
+            NcroConfig.Upstream u = config.upstreams().get(i);
+            Upstream upstream = byBase.get(new Upstream(u.url(), 0, 0).base().toString());
+            if (u.username() != null) {
+                client.login(upstream, u.username(), u.password());
+            } else if (netrc != null) {
+                netrc.forHost(u.url().getHost()).ifPresent(l -> client.login(upstream, l.user(), l.password()));
+            }
+        }
         this.probes = new ProbeScheduler(targets, client, config.health().probeInterval(),
                 config.health().probeTimeout(), () -> timer, h -> routes.saveHealth(h.snapshot()));
         addBean(routes, true);

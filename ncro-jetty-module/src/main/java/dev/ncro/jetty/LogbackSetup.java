@@ -23,6 +23,10 @@ final class LogbackSetup {
     static void apply(LoggerContext context, String level, String format) {
         Logger root = context.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
         root.setLevel(Level.toLevel(level, Level.INFO));
+        // HttpComponents logs request headers (Authorization: upstream credentials) and wire
+        // bytes at debug: never, whatever logging.level says
+        context.getLogger("org.apache.hc.client5.http.headers").setLevel(Level.INFO);
+        context.getLogger("org.apache.hc.client5.http.wire").setLevel(Level.INFO);
         for (Iterator<Appender<ILoggingEvent>> it = root.iteratorForAppenders(); it.hasNext(); ) {
             if (it.next() instanceof OutputStreamAppender<ILoggingEvent> out) {
                 // swapped in place: stopping an appender can drop its stream (only a console

@@ -38,6 +38,8 @@ public final class UpstreamClient extends AbstractLifeCycle {
 
     private final Duration connectTimeout;
     private final java.util.Map<String, Duration> connectTimeouts = new java.util.HashMap<>();
+    /** Preemptive Basic auth by host: credentials go to that host only, never across a redirect. */
+    private final org.apache.hc.client5.http.auth.AuthCache logins = new org.apache.hc.client5.http.impl.auth.BasicAuthCache();
     private CloseableHttpAsyncClient client;
 
     public UpstreamClient(Duration connectTimeout) {
@@ -48,6 +50,15 @@ public final class UpstreamClient extends AbstractLifeCycle {
     public UpstreamClient(Duration connectTimeout, java.util.List<Upstream> upstreams) {
         this.connectTimeout = connectTimeout;
         for (Upstream u : upstreams) connectTimeouts.merge(u.endpoint(), u.connectTimeout(), (x, y) -> x.compareTo(y) <= 0 ? x : y);
+    }
+
+    /** Sends Basic credentials with every request to this upstream's host. */
+    public void login(Upstream upstream, String user, String password) {
+        org.apache.hc.client5.http.impl.auth.BasicScheme basic = new org.apache.hc.client5.http.impl.auth.BasicScheme();
+        basic.initPreemptive(new org.apache.hc.client5.http.auth.UsernamePasswordCredentials(user, password.toCharArray()));
+        java.net.URI base = upstream.base();
+        int port = base.getPort() >= 0 ? base.getPort() : base.getScheme().equals("https") ? 443 : 80;
+        logins.put(new org.apache.hc.core5.http.HttpHost(base.getScheme(), base.getHost(), port), basic);
     }
 
     /** The connect timeout for connections to scheme://host:port. */
@@ -81,7 +92,6 @@ public final class UpstreamClient extends AbstractLifeCycle {
                         .build())
                 .disableAutomaticRetries()
                 .disableCookieManagement()
-                .disableAuthCaching()
                 .setUserAgent(USER_AGENT)
                 .build();
         client.start();
@@ -133,8 +143,9 @@ public final class UpstreamClient extends AbstractLifeCycle {
         return c;
     }
 
-    private static HttpClientContext context(Duration timeout) {
+    private HttpClientContext context(Duration timeout) {
         HttpClientContext context = HttpClientContext.create();
+        context.setAuthCache(logins);
         context.setRequestConfig(RequestConfig.custom()
                 .setResponseTimeout(Timeout.of(timeout))
                 .setConnectionRequestTimeout(Timeout.of(timeout))
