@@ -278,10 +278,29 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
 
     private final class Observer implements NarinfoRace.Observer {
         @Override
-        public void won(Upstream upstream, Narinfo narinfo, byte[] body, double latencyMs) {
+        public byte[] won(Upstream upstream, Narinfo narinfo, byte[] body, double latencyMs) {
             String url = narinfo.url();
-            routes.remember(narinfo.hashPart(), upstream.base().toString(), body, url.contains("://") ? null : url, latencyMs);
+            String pinned = url;
+            byte[] served = body;
+            Upstream home = upstream; // where the NAR lives
+            if (url.contains("://")) {
+                // an absolute NAR URL under a configured upstream becomes relative, so the NAR
+                // comes through ncro from that upstream (URL is not signed: signatures hold);
+                // any other absolute URL is served as is and never fetched or pinned by ncro
+                Upstream owner = byBase.values().stream()
+                        .filter(u -> url.startsWith(u.base() + "/")).findFirst().orElse(null);
+                if (owner != null) {
+                    pinned = url.substring(owner.base().toString().length() + 1);
+                    served = new String(body, StandardCharsets.UTF_8)
+                            .replace("URL: " + url + "\n", "URL: " + pinned + "\n").getBytes(StandardCharsets.UTF_8);
+                    home = owner;
+                } else {
+                    pinned = null;
+                }
+            }
+            routes.remember(narinfo.hashPart(), home.base().toString(), served, pinned, latencyMs);
             metrics.raceWins.labelValues(upstream.name()).inc();
+            return served;
         }
 
         @Override

@@ -39,7 +39,8 @@ import org.slf4j.LoggerFactory;
 final class NarinfoRace {
     /** Told what each upstream did; the winner before the answer completes, so it is remembered first. */
     interface Observer {
-        void won(Upstream upstream, Narinfo narinfo, byte[] body, double latencyMs);
+        /** @return the narinfo bytes to serve (the upstream's, or with its URL made relative) */
+        byte[] won(Upstream upstream, Narinfo narinfo, byte[] body, double latencyMs);
 
         /** An upstream answered (any HTTP status) after {@code latencyMs}. */
         void answered(Upstream upstream, int status, double latencyMs);
@@ -164,8 +165,8 @@ final class NarinfoRace {
         inflight.remove(upstream);
         settled.add(upstream);
         if (result.isDone()) return;
-        observer.won(upstream, narinfo, body, (System.nanoTime() - tierStartNanos) / 1e6);
-        finish(200, null, upstream, body);
+        byte[] served = observer.won(upstream, narinfo, body, (System.nanoTime() - tierStartNanos) / 1e6);
+        finish(200, null, upstream, served);
     }
 
     private synchronized void onDeadline() {

@@ -204,4 +204,35 @@ class NarStreamingTest extends TwoUpstreams {
         assertTrue(a.awaitAbortedWrite(Duration.ofSeconds(20)), "the upstream saw ncro hang up");
         assertEquals(200, ncro.get("/nar/h90m5l0v1znkci7pni8v7axm803wnvajam99dmidwlipvxsivf01.nar").statusCode());
     }
+
+    @Test
+    void absoluteNarUrlUnderAConfiguredUpstream_isMadeRelative_andStreamedThroughNcro() throws Exception {
+        String h = hash(40);
+        String nar = "nar/" + hash(41) + hash(42).substring(0, 20) + ".nar.xz";
+        a.put("/" + h + ".narinfo", narinfo(h, "abs", b.uri() + "/" + nar, 3));
+        b.put("/" + nar, bytes("B-bytes"));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 20));
+
+        HttpResponse<byte[]> info = ncro.get("/" + h + ".narinfo");
+        HttpResponse<byte[]> r = ncro.get("/" + nar);
+
+        assertTrue(new String(info.body(), StandardCharsets.UTF_8).contains("\nURL: " + nar + "\n"), "relative now");
+        assertEquals("B-bytes", new String(r.body(), StandardCharsets.UTF_8));
+        assertEquals(0, a.count("/" + nar), "pinned to b, where the URL pointed");
+    }
+
+    @Test
+    void absoluteNarUrlElsewhere_isServedAsIs_andNeverFetchedByNcro() throws Exception {
+        String h = hash(43);
+        String foreign = "http://169.254.169.254/latest/meta-data";
+        a.put("/" + h + ".narinfo", narinfo(h, "foreign", foreign, 3));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+
+        HttpResponse<byte[]> info = ncro.get("/" + h + ".narinfo");
+
+        assertEquals(200, info.statusCode());
+        assertTrue(new String(info.body(), StandardCharsets.UTF_8).contains("URL: " + foreign));
+        assertEquals(404, ncro.get("/latest/meta-data").statusCode(), "not a path ncro forwards");
+        assertEquals(1, a.requests().size(), "only the narinfo was ever requested");
+    }
 }
