@@ -72,6 +72,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         this.config = config;
         TreeMap<Integer, List<Upstream>> byPriority = new TreeMap<>();
         List<ProbeScheduler.Target> targets = new ArrayList<>();
+        List<Upstream> inConfigOrder = new ArrayList<>();
         for (int i = 0; i < config.upstreams().size(); i++) {
             NcroConfig.Upstream u = config.upstreams().get(i);
             Upstream upstream = new Upstream(u.url(), u.priority(), i,
@@ -79,9 +80,10 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
                     u.timeout().response());
             byPriority.computeIfAbsent(upstream.priority(), p -> new ArrayList<>()).add(upstream);
             byBase.put(upstream.base().toString(), upstream);
+            inConfigOrder.add(upstream);
             keys.put(upstream, u.keys());
             filters.put(upstream, u.filters());
-            if (u.keys().isEmpty()) {
+            if (keys.get(upstream).isEmpty()) {
                 org.slf4j.LoggerFactory.getLogger(Engine.class).warn(
                         "upstream {} has no public_key: its narinfos are served without a signature check", upstream);
             }
@@ -109,7 +111,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         }
         for (int i = 0; i < config.upstreams().size(); i++) {
             NcroConfig.Upstream u = config.upstreams().get(i);
-            Upstream upstream = byBase.get(new Upstream(u.url(), 0, 0).base().toString());
+            Upstream upstream = inConfigOrder.get(i);
             if (u.username() != null) {
                 client.login(upstream, u.username(), u.password());
             } else if (netrc != null) {
