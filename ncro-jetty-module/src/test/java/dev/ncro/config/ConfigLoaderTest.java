@@ -35,6 +35,7 @@ class ConfigLoaderTest {
 
         assertEquals(URI.create("https://cache.nixos.org"), c.upstreams().get(0).url());
         assertEquals(10, c.upstreams().get(0).priority());
+        assertEquals("cache.nixos.org-1", c.upstreams().get(0).keys().get(0).name(), "checked out of the box");
         assertEquals(new Listen(null, 8080), c.server().listen());
         assertEquals(30, c.server().cachePriority());
         assertEquals(Defaults.RACE_DEADLINE, c.cache().raceDeadline());
