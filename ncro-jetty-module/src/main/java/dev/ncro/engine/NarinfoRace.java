@@ -20,6 +20,9 @@ import java.util.concurrent.Future;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Function;
 import org.apache.hc.core5.concurrent.FutureCallback;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -64,8 +67,7 @@ final class NarinfoRace {
     private final Observer observer;
     private final List<Upstream> cooling;
     /** Each upstream's in-flight limit: a request waits for a slot rather than failing. */
-    private final java.util.function.Function<Upstream, AsyncLimiter> gates;
-    private long startNanos;
+    private final Function<Upstream, AsyncLimiter> gates;
     private long tierStartNanos;
     private final CompletableFuture<NarinfoAnswer> result = new CompletableFuture<>();
 
@@ -82,7 +84,7 @@ final class NarinfoRace {
      *     if nobody raced has the path, they may, so the answer is then 502, not 404
      */
     NarinfoRace(String hash, List<List<Upstream>> tiers, List<Upstream> cooling, UpstreamClient client,
-            Duration deadline, Observer observer, java.util.function.Function<Upstream, AsyncLimiter> gates) {
+            Duration deadline, Observer observer, Function<Upstream, AsyncLimiter> gates) {
         this.gates = gates;
         this.cooling = cooling;
         this.hash = hash;
@@ -94,7 +96,6 @@ final class NarinfoRace {
 
     CompletableFuture<NarinfoAnswer> start(ScheduledExecutorService scheduler) {
         synchronized (this) {
-            startNanos = System.nanoTime();
             timer = scheduler.schedule(this::onDeadline, deadline.toNanos(), TimeUnit.NANOSECONDS);
             nextTier();
         }
@@ -173,7 +174,7 @@ final class NarinfoRace {
         if (result.isDone()) return;
         String waiting = inflight.keySet().toString();
         for (Upstream slow : inflight.keySet()) {
-            observer.failed(slow, new java.util.concurrent.TimeoutException("no answer within the race deadline"));
+            observer.failed(slow, new TimeoutException("no answer within the race deadline"));
         }
         finish(504, "deadline of " + Durations.format(deadline) + " passed waiting for " + waiting
                 + (failures.isEmpty() ? "" : "; failures: " + String.join("; ", failures)), null);
@@ -194,7 +195,7 @@ final class NarinfoRace {
     private final class Outcome implements FutureCallback<Fetched> {
         private final Upstream upstream;
         private final AsyncLimiter gate;
-        private final java.util.concurrent.atomic.AtomicBoolean released = new java.util.concurrent.atomic.AtomicBoolean();
+        private final AtomicBoolean released = new AtomicBoolean();
 
         Outcome(Upstream upstream, AsyncLimiter gate) {
             this.upstream = upstream;
