@@ -23,10 +23,19 @@ public record Upstream(URI base, int priority, int order, Duration connectTimeou
         return responseTimeout == null || responseTimeout.compareTo(fallback) > 0 ? fallback : responseTimeout;
     }
 
+    /** The port connections go to: the URL's, or the scheme's default. */
+    public int port() {
+        return base.getPort() >= 0 ? base.getPort() : base.getScheme().equals("https") ? 443 : 80;
+    }
+
     /** scheme://host:port with the default port filled in: how connections to it are pooled. */
     public String endpoint() {
-        int port = base.getPort() >= 0 ? base.getPort() : base.getScheme().equals("https") ? 443 : 80;
-        return base.getScheme() + "://" + base.getHost().toLowerCase(java.util.Locale.ROOT) + ":" + port;
+        return endpoint(base.getScheme(), base.getHost(), port());
+    }
+
+    /** The pool key of an endpoint; hosts compare without case. */
+    public static String endpoint(String scheme, String host, int port) {
+        return scheme + "://" + host.toLowerCase(java.util.Locale.ROOT) + ":" + port;
     }
 
     public Upstream {

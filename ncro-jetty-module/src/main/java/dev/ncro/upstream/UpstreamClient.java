@@ -3,17 +3,24 @@ package dev.ncro.upstream;
 import dev.ncro.config.Defaults;
 import java.net.URI;
 import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Future;
+import org.apache.hc.client5.http.auth.AuthCache;
+import org.apache.hc.client5.http.auth.UsernamePasswordCredentials;
 import org.apache.hc.client5.http.config.ConnectionConfig;
 import org.apache.hc.client5.http.config.RequestConfig;
 import org.apache.hc.client5.http.config.TlsConfig;
 import org.apache.hc.client5.http.impl.async.CloseableHttpAsyncClient;
 import org.apache.hc.client5.http.impl.async.HttpAsyncClients;
+import org.apache.hc.client5.http.impl.auth.BasicAuthCache;
+import org.apache.hc.client5.http.impl.auth.BasicScheme;
 import org.apache.hc.client5.http.impl.nio.PoolingAsyncClientConnectionManager;
 import org.apache.hc.client5.http.impl.nio.PoolingAsyncClientConnectionManagerBuilder;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.core5.concurrent.FutureCallback;
+import org.apache.hc.core5.http.HttpHost;
 import org.apache.hc.core5.http.config.Http1Config;
 import org.apache.hc.core5.http.nio.AsyncRequestProducer;
 import org.apache.hc.core5.http.nio.support.AsyncRequestBuilder;
@@ -37,33 +44,31 @@ public final class UpstreamClient extends AbstractLifeCycle {
     static final String USER_AGENT = "ncro/0.1 (+https://github.com/ncro)";
 
     private final Duration connectTimeout;
-    private final java.util.Map<String, Duration> connectTimeouts = new java.util.HashMap<>();
+    private final Map<String, Duration> connectTimeouts = new HashMap<>();
     /** Preemptive Basic auth by host: credentials go to that host only, never across a redirect. */
-    private final org.apache.hc.client5.http.auth.AuthCache logins = new org.apache.hc.client5.http.impl.auth.BasicAuthCache();
+    private final AuthCache logins = new BasicAuthCache();
     private CloseableHttpAsyncClient client;
 
     public UpstreamClient(Duration connectTimeout) {
-        this(connectTimeout, java.util.List.of());
+        this(connectTimeout, List.of());
     }
 
     /** @param upstreams whose own connect timeouts apply to their endpoints (the shortest, if shared) */
-    public UpstreamClient(Duration connectTimeout, java.util.List<Upstream> upstreams) {
+    public UpstreamClient(Duration connectTimeout, List<Upstream> upstreams) {
         this.connectTimeout = connectTimeout;
         for (Upstream u : upstreams) connectTimeouts.merge(u.endpoint(), u.connectTimeout(), (x, y) -> x.compareTo(y) <= 0 ? x : y);
     }
 
     /** Sends Basic credentials with every request to this upstream's host. */
     public void login(Upstream upstream, String user, String password) {
-        org.apache.hc.client5.http.impl.auth.BasicScheme basic = new org.apache.hc.client5.http.impl.auth.BasicScheme();
-        basic.initPreemptive(new org.apache.hc.client5.http.auth.UsernamePasswordCredentials(user, password.toCharArray()));
-        java.net.URI base = upstream.base();
-        int port = base.getPort() >= 0 ? base.getPort() : base.getScheme().equals("https") ? 443 : 80;
-        logins.put(new org.apache.hc.core5.http.HttpHost(base.getScheme(), base.getHost(), port), basic);
+        BasicScheme basic = new BasicScheme();
+        basic.initPreemptive(new UsernamePasswordCredentials(user, password.toCharArray()));
+        logins.put(new HttpHost(upstream.base().getScheme(), upstream.base().getHost(), upstream.port()), basic);
     }
 
     /** The connect timeout for connections to scheme://host:port. */
     Duration connectTimeout(String scheme, String host, int port) {
-        return connectTimeouts.getOrDefault(scheme + "://" + host.toLowerCase(java.util.Locale.ROOT) + ":" + port, connectTimeout);
+        return connectTimeouts.getOrDefault(Upstream.endpoint(scheme, host, port), connectTimeout);
     }
 
     @Override
