@@ -81,11 +81,9 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
         if (cancelled) return;
         if (next >= candidates.size()) {
             if (failures.isEmpty()) {
-                closed();
-                handler.onFailure(404, "not found in any upstream: " + request.target());
+                giveUp(404, "not found in any upstream: " + request.target());
             } else {
-                closed();
-                handler.onFailure(502, "no upstream served " + request.target() + ": " + String.join("; ", failures));
+                giveUp(502, "no upstream served " + request.target() + ": " + String.join("; ", failures));
             }
             return;
         }
@@ -154,8 +152,7 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
         String reason = NarinfoRace.describe(failure);
         if (headSent) {
             LOG.warn("NAR {} from {} failed after the response started: {}", request.target(), current, reason);
-            closed();
-            handler.onFailure(502, current + " failed mid-body: " + reason);
+            giveUp(502, current + " failed mid-body: " + reason);
         } else {
             failed(reason);
         }
@@ -165,11 +162,16 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
         failures.add(current + ": " + reason);
         if (pinned && next == 1) {
             LOG.warn("NAR {} from pinned upstream {} failed: {}", request.target(), current, reason);
-            closed();
-            handler.onFailure(502, "upstream " + current + " (which served the narinfo) failed: " + reason);
+            giveUp(502, "upstream " + current + " (which served the narinfo) failed: " + reason);
         } else {
             attempt();
         }
+    }
+
+    /** Ends the stream with a failure for the handler; see {@link NarHandler#onFailure}. */
+    private void giveUp(int status, String reason) {
+        closed();
+        handler.onFailure(status, reason);
     }
 
     /** The stream is over, one way or another: counted once. */
