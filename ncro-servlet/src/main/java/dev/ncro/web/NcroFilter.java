@@ -71,10 +71,7 @@ public final class NcroFilter extends HttpFilter {
             }
             narinfo(request, narinfo.group(1), head);
         } else if (path.equals("/nix-cache-info")) {
-            byte[] body = ncro.cacheInfo().getBytes(StandardCharsets.UTF_8);
-            response.setContentType("text/x-nix-cache-info");
-            response.setContentLength(body.length);
-            if (!head) response.getOutputStream().write(body);
+            write(response, 200, "text/x-nix-cache-info", ncro.cacheInfo().getBytes(StandardCharsets.UTF_8), head);
         } else if (path.equals("/health")) {
             answer(response, ncro.health(), head);
         } else if (path.equals("/metrics")) {
@@ -123,19 +120,22 @@ public final class NcroFilter extends HttpFilter {
         });
     }
 
+    /** /health and /metrics: live state, never to be cached. */
     private static void answer(HttpServletResponse response, Answer answer, boolean head) throws IOException {
-        response.setStatus(answer.status());
-        response.setContentType(answer.contentType());
-        response.setContentLength(answer.body().length);
         response.setHeader("Cache-Control", "no-store");
-        if (!head) response.getOutputStream().write(answer.body());
+        write(response, answer.status(), answer.contentType(), answer.body(), head);
     }
 
     static void plain(HttpServletResponse response, int status, String text) throws IOException {
-        byte[] body = (text + "\n").getBytes(StandardCharsets.UTF_8);
+        write(response, status, SmallResponse.TEXT, (text + "\n").getBytes(StandardCharsets.UTF_8), false);
+    }
+
+    /** A small complete answer on the container thread; for HEAD the body is left out. */
+    private static void write(HttpServletResponse response, int status, String contentType, byte[] body, boolean head)
+            throws IOException {
         response.setStatus(status);
-        response.setContentType(SmallResponse.TEXT);
+        response.setContentType(contentType);
         response.setContentLength(body.length);
-        response.getOutputStream().write(body);
+        if (!head) response.getOutputStream().write(body);
     }
 }
