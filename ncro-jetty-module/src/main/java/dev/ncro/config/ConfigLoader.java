@@ -58,7 +58,8 @@ public final class ConfigLoader {
             .enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY)
             .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
             .disable(MapperFeature.ALLOW_COERCION_OF_SCALARS)
-            .addModule(new SimpleModule().addDeserializer(Duration.class, new DurationDeserializer()))
+            .addModule(new SimpleModule().addDeserializer(Duration.class, new DurationDeserializer())
+                    .addDeserializer(Sizes.ByteSize.class, new SizeDeserializer()))
             .build();
 
     /** A loaded configuration and where it came from, for the start-up log line. */
@@ -171,8 +172,23 @@ public final class ConfigLoader {
         if (type == boolean.class || type == Boolean.class) return "true or false";
         if (type == String.class || type == java.net.URI.class) return "a string";
         if (type == Duration.class) return "a duration such as 5s";
+        if (type == Sizes.ByteSize.class) return "a size such as 64MiB";
         if (List.class.isAssignableFrom(type)) return "a list";
         return "a mapping";
+    }
+
+    private static final class SizeDeserializer extends JsonDeserializer<Sizes.ByteSize> {
+        @Override
+        public Sizes.ByteSize deserialize(JsonParser p, DeserializationContext ctxt) throws IOException {
+            if (!p.currentToken().isScalarValue()) {
+                return (Sizes.ByteSize) ctxt.handleUnexpectedToken(Sizes.ByteSize.class, p);
+            }
+            try {
+                return new Sizes.ByteSize(Sizes.parse(p.getValueAsString()));
+            } catch (IllegalArgumentException e) {
+                throw JsonMappingException.from(p, e.getMessage(), e);
+            }
+        }
     }
 
     private static final class DurationDeserializer extends JsonDeserializer<Duration> {

@@ -19,6 +19,13 @@ public final class Defaults {
 
     public static final int UPSTREAM_PRIORITY = 50;
     public static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(5);
+    /**
+     * How long a NAR request waits for the response head of one upstream before it moves on
+     * to the next: a frozen upstream costs a client this much, never {@link #WRITE_TIMEOUT}.
+     */
+    public static final Duration FIRST_BYTE_TIMEOUT = Duration.ofSeconds(10);
+    /** Redirect hops followed for one narinfo or NAR request (caches redirect NARs to CDNs). */
+    public static final int MAX_REDIRECTS = 5;
 
     public static final String DB_PATH = "ncro.db";
     public static final long MAX_ENTRIES = 100_000;
@@ -31,6 +38,14 @@ public final class Defaults {
     public static final int PER_UPSTREAM_MAX_INFLIGHT = 8;
     public static final Duration IN_MEMORY_NEGATIVE_TTL = Duration.ofSeconds(5);
     public static final Duration UPSTREAM_COOLDOWN = Duration.ofSeconds(15);
+    /** NAR streams to one upstream at once; more queue. Streams have a pool of their own. */
+    public static final int PER_UPSTREAM_MAX_STREAMS = 64;
+    /** Heap for remembered routes in memory (narinfo front, NAR-URL index, negatives), in bytes. */
+    public static final long MEMORY_BUDGET = 64L * 1024 * 1024;
+    /** Bytes of route writes that may wait for the SQLite writer; beyond it writes are dropped (counted, logged). */
+    public static final long WRITE_QUEUE_MAX_BYTES = 16L * 1024 * 1024;
+    /** How long a NAR that failed mid-body on an upstream is first tried elsewhere. */
+    public static final Duration NAR_FAILURE_MEMORY = Duration.ofMinutes(10);
 
     /** Health probes: HEAD /nix-cache-info this often (×4 when degraded, ×10 when down). */
     public static final Duration PROBE_INTERVAL = Duration.ofSeconds(30);

@@ -36,7 +36,11 @@ public final class NcroConfig {
         private Duration writeTimeout = Defaults.WRITE_TIMEOUT;
         private int cachePriority = Defaults.CACHE_PRIORITY;
         private Duration connectTimeout = Defaults.CONNECT_TIMEOUT;
+        private Duration firstByteTimeout = Defaults.FIRST_BYTE_TIMEOUT;
         private String netrcFile = "";
+
+        /** How long a NAR request waits for one upstream's response head before trying the next. */
+        public Duration firstByteTimeout() { return firstByteTimeout; }
 
         /** netrc file for upstream logins, used for upstreams without username/password; "" for none. */
         public String netrcFile() { return netrcFile; }
@@ -60,6 +64,13 @@ public final class NcroConfig {
         private List<Filter> filters = new ArrayList<>();
         private String username;
         private String password;
+        private List<String> redirectHosts = new ArrayList<>();
+
+        /** Hosts this upstream may redirect to even when they resolve to non-public addresses. */
+        public List<String> redirectHosts() {
+            return redirectHosts == null ? List.of()
+                    : redirectHosts.stream().map(h -> h.trim().toLowerCase(java.util.Locale.ROOT)).toList();
+        }
 
         /** Basic-auth user, or null. */
         public String username() { return username; }
@@ -95,13 +106,19 @@ public final class NcroConfig {
         private String pattern;
     }
 
-    /** Per-upstream timeouts: {@code connect}, and {@code response} (how long one answer may take). */
+    /**
+     * Per-upstream timeouts: {@code connect}, {@code response} (how long one answer may take)
+     * and {@code first_byte} (how long a NAR request waits for the response head).
+     */
     public static final class Timeout {
         private Duration connect;
         private Duration response;
+        private Duration firstByte;
 
         public Duration connect() { return connect; }
         public Duration response() { return response; }
+        /** Null: {@code server.first_byte_timeout}. */
+        public Duration firstByte() { return firstByte; }
     }
 
     public static final class Cache {
@@ -111,7 +128,11 @@ public final class NcroConfig {
         private Duration negativeTtl = Defaults.NEGATIVE_TTL;
         private double latencyAlpha = Defaults.LATENCY_ALPHA;
         private Duration raceDeadline = Defaults.RACE_DEADLINE;
+        private Sizes.ByteSize memoryBudget = new Sizes.ByteSize(Defaults.MEMORY_BUDGET);
         private MassQuery massQuery = new MassQuery();
+
+        /** Heap for routes held in memory, in bytes. */
+        public long memoryBudget() { return memoryBudget.bytes(); }
 
         public String dbPath() { return dbPath; }
         public long maxEntries() { return maxEntries; }
@@ -127,7 +148,10 @@ public final class NcroConfig {
         private int perUpstreamMaxInflight = Defaults.PER_UPSTREAM_MAX_INFLIGHT;
         private Duration inMemoryNegativeTtl = Defaults.IN_MEMORY_NEGATIVE_TTL;
         private Duration upstreamCooldown = Defaults.UPSTREAM_COOLDOWN;
+        private int perUpstreamMaxStreams = Defaults.PER_UPSTREAM_MAX_STREAMS;
 
+        /** NAR streams to one upstream at once; more queue. */
+        public int perUpstreamMaxStreams() { return perUpstreamMaxStreams; }
         public int maxConcurrentRaces() { return maxConcurrentRaces; }
         public int perUpstreamMaxInflight() { return perUpstreamMaxInflight; }
         public Duration inMemoryNegativeTtl() { return inMemoryNegativeTtl; }
@@ -186,6 +210,7 @@ public final class NcroConfig {
         positive(problems, "server.read_timeout", server.readTimeout);
         positive(problems, "server.write_timeout", server.writeTimeout);
         positive(problems, "server.connect_timeout", server.connectTimeout);
+        positive(problems, "server.first_byte_timeout", server.firstByteTimeout);
         if (server.netrcFile != null && !server.netrcFile.isEmpty() && !java.nio.file.Files.isReadable(java.nio.file.Path.of(server.netrcFile))) {
             problems.add("server.netrc_file", "cannot read " + server.netrcFile);
         }
@@ -237,6 +262,15 @@ public final class NcroConfig {
                 } else {
                     if (u.timeout.connect != null) positive(problems, key + ".timeout.connect", u.timeout.connect);
                     if (u.timeout.response != null) positive(problems, key + ".timeout.response", u.timeout.response);
+                    if (u.timeout.firstByte != null) positive(problems, key + ".timeout.first_byte", u.timeout.firstByte);
+                }
+                if (u.redirectHosts != null) {
+                    for (int h = 0; h < u.redirectHosts.size(); h++) {
+                        String host = u.redirectHosts.get(h);
+                        if (host == null || !host.trim().matches("[A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\]")) {
+                            problems.add(key + ".redirect_hosts[" + h + "]", "must be a host name or address, got '" + host + "'");
+                        }
+                    }
                 }
             }
         }
@@ -251,6 +285,10 @@ public final class NcroConfig {
         }
         MassQuery mq = cache.massQuery;
         if (mq.maxConcurrentRaces < 1) problems.add("cache.mass_query.max_concurrent_races", "must be at least 1, got " + mq.maxConcurrentRaces);
+        if (cache.memoryBudget == null || cache.memoryBudget.bytes() < 1024 * 1024) {
+            problems.add("cache.memory_budget", "must be at least 1MiB, got " + cache.memoryBudget);
+        }
+        if (mq.perUpstreamMaxStreams < 1) problems.add("cache.mass_query.per_upstream_max_streams", "must be at least 1, got " + mq.perUpstreamMaxStreams);
         if (mq.perUpstreamMaxInflight < 1) problems.add("cache.mass_query.per_upstream_max_inflight", "must be at least 1, got " + mq.perUpstreamMaxInflight);
         positive(problems, "cache.mass_query.in_memory_negative_ttl", mq.inMemoryNegativeTtl);
         positive(problems, "cache.mass_query.upstream_cooldown", mq.upstreamCooldown);

@@ -77,7 +77,9 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             NcroConfig.Upstream u = config.upstreams().get(i);
             Upstream upstream = new Upstream(u.url(), u.priority(), i,
                     u.timeout().connect() != null ? u.timeout().connect() : config.server().connectTimeout(),
-                    u.timeout().response());
+                    u.timeout().response(),
+                    u.timeout().firstByte() != null ? u.timeout().firstByte() : config.server().firstByteTimeout(),
+                    java.util.Set.copyOf(u.redirectHosts()));
             byPriority.computeIfAbsent(upstream.priority(), p -> new ArrayList<>()).add(upstream);
             byBase.put(upstream.base().toString(), upstream);
             inConfigOrder.add(upstream);
@@ -115,7 +117,13 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             if (u.username() != null) {
                 client.login(upstream, u.username(), u.password());
             } else if (netrc != null) {
-                netrc.forHost(u.url().getHost()).ifPresent(l -> client.login(upstream, l.user(), l.password()));
+                var machine = netrc.machine(u.url().getHost());
+                if (machine.isPresent()) {
+                    client.login(upstream, machine.get().user(), machine.get().password());
+                } else {
+                    // a default entry would otherwise go to every upstream, cache.nixos.org included
+                    netrc.fallback().ifPresent(l -> client.loginOnChallenge(upstream, l.user(), l.password()));
+                }
             }
         }
         this.probes = new ProbeScheduler(targets, client, config.health().probeInterval(),

@@ -7,6 +7,8 @@ import dev.ncro.metrics.NcroMetrics;
 import dev.ncro.upstream.StreamingConsumer;
 import dev.ncro.upstream.Upstream;
 import dev.ncro.upstream.UpstreamClient;
+import dev.ncro.upstream.UpstreamStream;
+import org.apache.hc.core5.http.EntityDetails;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.AbstractMap;
@@ -16,7 +18,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.Future;
 import org.apache.hc.core5.http.Header;
 import org.apache.hc.core5.http.HttpResponse;
 import org.slf4j.Logger;
@@ -52,8 +53,7 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
     private int next;
     private final List<String> failures = new ArrayList<>();
     private volatile boolean cancelled;
-    private volatile StreamingConsumer consumer;
-    private volatile Future<Void> exchange;
+    private volatile UpstreamStream exchange;
     // set on the I/O thread of the current attempt, read by the same thread
     private Upstream current;
     private boolean headSent;
@@ -93,20 +93,18 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
         request.headers().forEach((name, value) -> {
             if (FORWARDED_REQUEST_HEADERS.contains(name.toLowerCase(Locale.ROOT))) headers.put(name, value);
         });
-        StreamingConsumer c = client.streamingConsumer(this);
-        consumer = c;
         try {
             Duration stall = current.responseTimeout() != null ? current.responseTimeout() : idleTimeout;
-            exchange = client.stream(current.resolve(request.target()), request.head(), headers, stall, c, null);
+            exchange = client.stream(current, current.resolve(request.target()), request.head(), headers, stall, this);
         } catch (RuntimeException e) {
             onError(e);
             return;
         }
-        if (cancelled) exchange.cancel(true);
+        if (cancelled) exchange.cancel();
     }
 
     @Override
-    public boolean onResponse(HttpResponse response, boolean hasBody) {
+    public boolean onResponse(HttpResponse response, EntityDetails entity) {
         int status = response.getCode();
         if (status == 404 || status == 410 || status == 403) {
             attemptFailure = null;
@@ -181,17 +179,15 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
 
     @Override
     public void release(int bytes) {
-        StreamingConsumer c = consumer;
-        if (c != null) c.release(bytes);
+        UpstreamStream s = exchange;
+        if (s != null) s.release(bytes);
     }
 
     @Override
     public void cancel() {
         cancelled = true;
         closed();
-        StreamingConsumer c = consumer;
-        if (c != null) c.cancel();
-        Future<Void> f = exchange;
-        if (f != null) f.cancel(true);
+        UpstreamStream s = exchange;
+        if (s != null) s.cancel();
     }
 }

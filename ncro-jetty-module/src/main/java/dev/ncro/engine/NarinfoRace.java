@@ -16,13 +16,13 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.Future;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Function;
+import org.apache.hc.core5.concurrent.Cancellable;
 import org.apache.hc.core5.concurrent.FutureCallback;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -73,7 +73,7 @@ final class NarinfoRace {
 
     private int tier = -1;
     private int pending;
-    private final Map<Upstream, Future<Fetched>> inflight = new LinkedHashMap<>();
+    private final Map<Upstream, Cancellable> inflight = new LinkedHashMap<>();
     private final List<String> failures = new ArrayList<>();
     private final Set<Upstream> settled = new HashSet<>();
     private boolean starting;
@@ -139,9 +139,9 @@ final class NarinfoRace {
             skip = result.isDone();
             if (!skip) {
                 try {
-                    Future<Fetched> exchange = client.fetch(upstream.resolve(hash + ".narinfo"),
+                    Cancellable exchange = client.fetch(upstream, upstream.resolve(hash + ".narinfo"),
                             Defaults.NARINFO_MAX_BYTES, upstream.answerWithin(deadline), new Outcome(upstream, gate));
-                    if (result.isDone()) exchange.cancel(true);
+                    if (result.isDone()) exchange.cancel();
                     else if (!settled.contains(upstream)) inflight.put(upstream, exchange);
                 } catch (RuntimeException e) {
                     // the client refused the request (it is stopping): that upstream failed
@@ -187,7 +187,7 @@ final class NarinfoRace {
 
     private void finish(int status, String message, Upstream winner, byte[] body) {
         if (timer != null) timer.cancel(false);
-        for (Future<Fetched> loser : inflight.values()) loser.cancel(true);
+        for (Cancellable loser : inflight.values()) loser.cancel();
         inflight.clear();
         result.complete(new NarinfoAnswer(status, body, winner == null ? null : winner.name()));
     }

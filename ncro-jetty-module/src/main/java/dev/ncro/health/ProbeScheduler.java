@@ -90,7 +90,7 @@ public final class ProbeScheduler extends AbstractLifeCycle {
         long start = System.nanoTime();
         UpstreamState before = t.health().state();
         try {
-            client.request(method, t.upstream().resolve("nix-cache-info"), MAX_BYTES, timeout, new FutureCallback<Fetched>() {
+            client.request(t.upstream(), method, t.upstream().resolve("nix-cache-info"), MAX_BYTES, timeout, new FutureCallback<Fetched>() {
                 @Override
                 public void completed(Fetched answer) {
                     int status = answer.status();

@@ -61,6 +61,16 @@ public final class Netrc {
         else if (machine != null) machines.putIfAbsent(machine.toLowerCase(java.util.Locale.ROOT), new Login(user, password));
     }
 
+    /** The {@code machine} entry for this host only. */
+    public Optional<Login> machine(String host) {
+        return Optional.ofNullable(machines.get(host.toLowerCase(java.util.Locale.ROOT)));
+    }
+
+    /** The {@code default} entry, for any host. */
+    public Optional<Login> fallback() {
+        return Optional.ofNullable(fallback);
+    }
+
     public Optional<Login> forHost(String host) {
         Login l = machines.get(host.toLowerCase(java.util.Locale.ROOT));
         return Optional.ofNullable(l != null ? l : fallback);

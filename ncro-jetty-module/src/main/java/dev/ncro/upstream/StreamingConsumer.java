@@ -32,8 +32,10 @@ public final class StreamingConsumer implements AsyncResponseConsumer<Void> {
         /**
          * The response head arrived. Return true to have the body streamed to {@link #onData},
          * false to discard it (the exchange still ends with {@link #onEnd}).
+         *
+         * @param entity the body's length and framing, or null when the answer has no body
          */
-        boolean onResponse(HttpResponse response, boolean hasBody);
+        boolean onResponse(HttpResponse response, EntityDetails entity);
 
         /** A chunk of body the sink now owns; it must {@link #release(int)} it once written. */
         void onData(ByteBuffer data);
@@ -66,7 +68,7 @@ public final class StreamingConsumer implements AsyncResponseConsumer<Void> {
     @Override
     public void consumeResponse(HttpResponse response, EntityDetails entityDetails, HttpContext context,
             FutureCallback<Void> resultCallback) {
-        boolean stream = sink.onResponse(response, entityDetails != null);
+        boolean stream = sink.onResponse(response, entityDetails);
         synchronized (this) {
             discard = !stream;
         }

@@ -12,10 +12,20 @@ import java.time.Duration;
  * @param connectTimeout how long connecting to it may take
  * @param responseTimeout how long one of its answers may take (narinfo: within the race
  *     deadline; NAR: the stall limit), or null for the global settings
+ * @param firstByteTimeout how long a NAR request waits for its response head before the next
+ *     upstream is tried
+ * @param redirectHosts hosts (lower case) it may redirect to even when they resolve to
+ *     loopback, link-local, private or unique-local addresses
  */
-public record Upstream(URI base, int priority, int order, Duration connectTimeout, Duration responseTimeout) {
+public record Upstream(URI base, int priority, int order, Duration connectTimeout, Duration responseTimeout,
+        Duration firstByteTimeout, java.util.Set<String> redirectHosts) {
     public Upstream(URI base, int priority, int order) {
         this(base, priority, order, dev.ncro.config.Defaults.CONNECT_TIMEOUT, null);
+    }
+
+    public Upstream(URI base, int priority, int order, Duration connectTimeout, Duration responseTimeout) {
+        this(base, priority, order, connectTimeout, responseTimeout, dev.ncro.config.Defaults.FIRST_BYTE_TIMEOUT,
+                java.util.Set.of());
     }
 
     /** {@code fallback}, or this upstream's response timeout when it is shorter. */
@@ -39,6 +49,7 @@ public record Upstream(URI base, int priority, int order, Duration connectTimeou
     }
 
     public Upstream {
+        redirectHosts = java.util.Set.copyOf(redirectHosts);
         String s = base.toString();
         while (s.endsWith("/")) s = s.substring(0, s.length() - 1);
         base = URI.create(s);

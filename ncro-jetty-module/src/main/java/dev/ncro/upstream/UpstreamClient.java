@@ -19,6 +19,7 @@ import org.apache.hc.client5.http.impl.auth.BasicScheme;
 import org.apache.hc.client5.http.impl.nio.PoolingAsyncClientConnectionManager;
 import org.apache.hc.client5.http.impl.nio.PoolingAsyncClientConnectionManagerBuilder;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
+import org.apache.hc.core5.concurrent.Cancellable;
 import org.apache.hc.core5.concurrent.FutureCallback;
 import org.apache.hc.core5.http.HttpHost;
 import org.apache.hc.core5.http.config.Http1Config;
@@ -49,17 +50,35 @@ public final class UpstreamClient extends AbstractLifeCycle {
     private final AuthCache logins = new BasicAuthCache();
     private CloseableHttpAsyncClient client;
 
+    private final Resolver resolver;
+
     public UpstreamClient(Duration connectTimeout) {
         this(connectTimeout, List.of());
     }
 
-    /** @param upstreams whose own connect timeouts apply to their endpoints (the shortest, if shared) */
     public UpstreamClient(Duration connectTimeout, List<Upstream> upstreams) {
+        this(connectTimeout, upstreams, Resolver.SYSTEM);
+    }
+
+    /**
+     * @param upstreams whose own connect timeouts apply to their endpoints (the shortest, if shared)
+     * @param resolver host name lookups, run only on this client's own resolver thread
+     */
+    public UpstreamClient(Duration connectTimeout, List<Upstream> upstreams, Resolver resolver) {
+        this.resolver = resolver;
         this.connectTimeout = connectTimeout;
         for (Upstream u : upstreams) connectTimeouts.merge(u.endpoint(), u.connectTimeout(), (x, y) -> x.compareTo(y) <= 0 ? x : y);
     }
 
-    /** Sends Basic credentials with every request to this upstream's host. */
+    /**
+     * Sends credentials only after this upstream's origin answers 401 with a challenge (a
+     * netrc {@code default} entry: never preemptively, never to another origin).
+     */
+    public void loginOnChallenge(Upstream upstream, String user, String password) {
+        login(upstream, user, password); // TODO challenge-only
+    }
+
+    /** Sends Basic credentials with every request to this upstream's origin (scheme, host, port) only. */
     public void login(Upstream upstream, String user, String password) {
         BasicScheme basic = new BasicScheme();
         basic.initPreemptive(new UsernamePasswordCredentials(user, password.toCharArray()));
@@ -113,33 +132,54 @@ public final class UpstreamClient extends AbstractLifeCycle {
         }
     }
 
-    /** GETs a small resource, reading at most {@code maxBytes} of a 200 answer. */
-    public Future<Fetched> fetch(URI uri, int maxBytes, Duration timeout, FutureCallback<Fetched> callback) {
-        return request("GET", uri, maxBytes, timeout, callback);
+    /**
+     * GETs a small resource of {@code upstream} (a narinfo), reading at most {@code maxBytes}
+     * of a 200 answer (after undoing any Content-Encoding). Redirects are followed within the
+     * redirect policy; a refused one fails with {@link RedirectRefusedException}. The callback
+     * runs on an I/O thread: it must hand real work to another executor.
+     *
+     * @param timeout for the whole exchange, redirects included
+     */
+    public Cancellable fetch(Upstream upstream, URI uri, int maxBytes, Duration timeout, FutureCallback<Fetched> callback) {
+        return request(upstream, "GET", uri, maxBytes, timeout, callback);
     }
 
-    /** Sends a body-less request ({@code GET} or {@code HEAD}), reading a small answer. */
-    public Future<Fetched> request(String method, URI uri, int maxBytes, Duration timeout, FutureCallback<Fetched> callback) {
+    /** Sends a body-less request ({@code GET} or {@code HEAD}) to {@code upstream}, reading a small answer. */
+    public Cancellable request(Upstream upstream, String method, URI uri, int maxBytes, Duration timeout,
+            FutureCallback<Fetched> callback) {
         AsyncRequestProducer request = AsyncRequestBuilder.create(method).setUri(uri).build();
-        return running().execute(request, new BoundedBodyConsumer(maxBytes), null, context(timeout), callback);
+        Future<Fetched> f = running().execute(request, new BoundedBodyConsumer(maxBytes), null, context(timeout), callback);
+        return () -> f.cancel(true);
     }
 
     /**
-     * Starts a streamed exchange; the body flows into {@code consumer} under its flow control.
+     * Starts a streamed exchange with {@code upstream} on the stream pool (separate from the
+     * pool of narinfo lookups and probes); the body flows into {@code sink} under its flow
+     * control. Redirects are followed within the redirect policy, invisibly to the sink; a
+     * refused one ends in {@link StreamingConsumer.Sink#onError} with a
+     * {@link RedirectRefusedException}.
      *
      * @param headers end-to-end request headers to forward
      * @param idleTimeout how long the exchange may see no data before it fails
      */
-    public Future<Void> stream(URI uri, boolean head, Map<String, String> headers, Duration idleTimeout,
-            StreamingConsumer consumer, FutureCallback<Void> callback) {
+    public UpstreamStream stream(Upstream upstream, URI uri, boolean head, Map<String, String> headers,
+            Duration idleTimeout, StreamingConsumer.Sink sink) {
         AsyncRequestBuilder builder = head ? AsyncRequestBuilder.head(uri) : AsyncRequestBuilder.get(uri);
         headers.forEach(builder::addHeader);
-        return running().execute(builder.build(), consumer, null, context(idleTimeout), callback);
-    }
+        StreamingConsumer consumer = new StreamingConsumer(sink, INITIAL_WINDOW, Defaults.STREAM_WINDOW_BYTES);
+        Future<Void> f = running().execute(builder.build(), consumer, null, context(idleTimeout), null);
+        return new UpstreamStream() {
+            @Override
+            public void release(int bytes) {
+                consumer.release(bytes);
+            }
 
-    /** A consumer whose window settings match this client's. */
-    public StreamingConsumer streamingConsumer(StreamingConsumer.Sink sink) {
-        return new StreamingConsumer(sink, INITIAL_WINDOW, Defaults.STREAM_WINDOW_BYTES);
+            @Override
+            public void cancel() {
+                consumer.cancel();
+                f.cancel(true);
+            }
+        };
     }
 
     private CloseableHttpAsyncClient running() {

@@ -37,7 +37,7 @@ class StreamingConsumerTest {
         boolean ended;
 
         @Override
-        public boolean onResponse(HttpResponse response, boolean hasBody) {
+        public boolean onResponse(HttpResponse response, org.apache.hc.core5.http.EntityDetails entity) {
             return response.getCode() == 200;
         }
 
