@@ -29,10 +29,9 @@ import java.util.Optional;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ScheduledThreadPoolExecutor;
 import org.eclipse.jetty.util.component.ContainerLifeCycle;
+import org.eclipse.jetty.util.thread.QueuedThreadPool;
+import org.eclipse.jetty.util.thread.ScheduledExecutorScheduler;
 
 /**
  * The ncro engine: narinfo lookups (remembered routes first, then one race per hash however
@@ -58,18 +57,34 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     private final String cacheInfo;
     /** Single-flight: the race in progress for each hash. */
     private final ConcurrentHashMap<String, CompletableFuture<NarinfoAnswer>> inflight = new ConcurrentHashMap<>();
-    private volatile ScheduledExecutorService timer;
+    /** Deadlines, first-byte timeouts and probe schedules; only hands work to {@link #executor}. */
+    private final ScheduledExecutorScheduler scheduler = new ScheduledExecutorScheduler("ncro-timer", true);
+    /** Parsing, signature checks, remembering, starting requests: never the timer or an I/O thread. */
+    private final QueuedThreadPool executor;
     /** cache.mass_query.max_concurrent_races: further lookups queue for a slot. */
     private final AsyncLimiter races;
     /** cache.mass_query.per_upstream_max_inflight: narinfo requests to one upstream queue beyond it. */
     private final Map<Upstream, AsyncLimiter> gates = new LinkedHashMap<>();
+    /** cache.mass_query.per_upstream_max_streams: NAR streams from one upstream queue beyond it. */
+    private final Map<Upstream, AsyncLimiter> streamGates = new LinkedHashMap<>();
+    /** Upstreams ncro logs in to: a 403 from them is a failure, not a not-found. */
+    private final java.util.Set<Upstream> withLogin = new java.util.HashSet<>();
+    private final NarRouting narRouting;
 
     public Engine(NcroConfig config) {
         this(config, Path.of(config.cache().dbPath()), InstantSource.system());
     }
 
     public Engine(NcroConfig config, Path dbPath, InstantSource clock) {
+        this(config, dbPath, clock, dev.ncro.upstream.Resolver.SYSTEM);
+    }
+
+    /** @param resolver host name lookups for upstreams and redirect targets (tests inject a slow one) */
+    public Engine(NcroConfig config, Path dbPath, InstantSource clock, dev.ncro.upstream.Resolver resolver) {
         this.config = config;
+        this.executor = new QueuedThreadPool(Math.max(8, 2 * Runtime.getRuntime().availableProcessors()), 2);
+        executor.setName("ncro-worker");
+        executor.setDaemon(true);
         TreeMap<Integer, List<Upstream>> byPriority = new TreeMap<>();
         List<ProbeScheduler.Target> targets = new ArrayList<>();
         List<Upstream> inConfigOrder = new ArrayList<>();
@@ -95,14 +110,17 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         }
         this.tiers = List.copyOf(byPriority.values().stream().map(List::copyOf).toList());
         NcroConfig.MassQuery mq = config.cache().massQuery();
-        java.util.concurrent.Executor handOff = java.util.concurrent.ForkJoinPool.commonPool(); // tasks only send requests
-        this.races = new AsyncLimiter(mq.maxConcurrentRaces(), handOff);
-        byBase.values().forEach(u -> gates.put(u, new AsyncLimiter(mq.perUpstreamMaxInflight(), handOff)));
+        this.races = new AsyncLimiter(mq.maxConcurrentRaces(), executor);
+        for (Upstream u : byBase.values()) {
+            gates.put(u, new AsyncLimiter(mq.perUpstreamMaxInflight(), executor));
+            streamGates.put(u, new AsyncLimiter(mq.perUpstreamMaxStreams(), executor));
+        }
+        this.narRouting = new NarRouting(health::get, this::upstreams, mq.upstreamCooldown(), clock);
         this.cacheInfo = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: " + config.server().cachePriority() + "\n";
         NcroConfig.Cache cache = config.cache();
         this.routes = new RouteStore(dbPath, cache.maxEntries(), cache.ttl(), cache.negativeTtl(),
                 cache.massQuery().inMemoryNegativeTtl(), clock);
-        this.client = new UpstreamClient(config.server().connectTimeout(), List.copyOf(byBase.values()));
+        this.client = new UpstreamClient(config.server().connectTimeout(), List.copyOf(byBase.values()), resolver);
         dev.ncro.upstream.Netrc netrc = null;
         if (!config.server().netrcFile().isEmpty()) {
             try {
@@ -116,18 +134,24 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             Upstream upstream = inConfigOrder.get(i);
             if (u.username() != null) {
                 client.login(upstream, u.username(), u.password());
+                withLogin.add(upstream);
             } else if (netrc != null) {
                 var machine = netrc.machine(u.url().getHost());
                 if (machine.isPresent()) {
                     client.login(upstream, machine.get().user(), machine.get().password());
-                } else {
+                    withLogin.add(upstream);
+                } else if (netrc.fallback().isPresent()) {
                     // a default entry would otherwise go to every upstream, cache.nixos.org included
-                    netrc.fallback().ifPresent(l -> client.loginOnChallenge(upstream, l.user(), l.password()));
+                    var login = netrc.fallback().get();
+                    client.loginOnChallenge(upstream, login.user(), login.password());
+                    withLogin.add(upstream);
                 }
             }
         }
         this.probes = new ProbeScheduler(targets, client, config.health().probeInterval(),
-                config.health().probeTimeout(), () -> timer, h -> routes.saveHealth(h.snapshot()));
+                config.health().probeTimeout(), scheduler, executor, h -> routes.saveHealth(h.snapshot()));
+        addBean(executor, true);
+        addBean(scheduler, true);
         addBean(routes, true);
         addBean(client, true);
         addBean(probes, true);
@@ -136,20 +160,14 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             Map<String, Double> states = new LinkedHashMap<>();
             health.forEach((u, h) -> states.put(u.name(), (double) h.state().ordinal()));
             return states;
-        });
+        }, () -> streamGates.values().stream().mapToInt(AsyncLimiter::queued).sum(), routes::droppedWrites);
     }
 
     @Override
     protected void doStart() throws Exception {
-        ScheduledThreadPoolExecutor t = new ScheduledThreadPoolExecutor(1, r -> {
-            Thread thread = Executors.defaultThreadFactory().newThread(r);
-            thread.setName("ncro-timer");
-            thread.setDaemon(true);
-            return thread;
-        });
-        t.setRemoveOnCancelPolicy(true); // a won race's deadline must not linger in the queue
-        timer = t;
-        // the route store first, so that each upstream's health is seeded before probes and races
+        start(executor);
+        start(scheduler);
+        // the route store next, so that each upstream's health is seeded before probes and races
         start(routes);
         Map<String, UpstreamHealth.Snapshot> persisted = routes.loadHealth();
         health.forEach((u, h) -> {
@@ -159,11 +177,6 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         super.doStart(); // starts the rest; the running route store is left as it is
     }
 
-    @Override
-    protected void doStop() throws Exception {
-        super.doStop();
-        timer.shutdownNow();
-    }
 
     /** Upstreams in preference order: tiers first, then latency within a tier (see {@link Ordering}). */
     public List<Upstream> upstreams() {
@@ -212,64 +225,73 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             metrics.singleFlightWaiters.inc();
             return running.copy();
         }
-        // a race that ended between the lookup above and putIfAbsent has remembered its answer
-        remembered = remembered(hash);
-        if (remembered != null) {
+        try {
+            // a race that ended between the lookup above and putIfAbsent has remembered its answer
+            remembered = remembered(hash);
+            if (remembered != null) {
+                inflight.remove(hash, mine);
+                mine.complete(remembered);
+            } else {
+                race(hash, mine);
+            }
+        } catch (RuntimeException e) {
+            // whatever failed, this hash must not stay registered with nobody to answer it
             inflight.remove(hash, mine);
-            mine.complete(remembered);
-            return mine.copy();
+            mine.complete(failed("narinfo lookup of " + hash + " could not start: " + NarinfoRace.describe(e)));
         }
-        races.run(() -> race(hash, mine));
         return mine.copy();
     }
 
-    /** Runs once the race holds one of the max_concurrent_races slots; frees it when done. */
+    private static NarinfoAnswer failed(String message) {
+        return new NarinfoAnswer(502, (message + "\n").getBytes(StandardCharsets.UTF_8), null);
+    }
+
+    /**
+     * Starts a race for {@code hash}: its deadline runs from now; it begins asking once it
+     * holds one of the max_concurrent_races slots, and frees it when it has its answer.
+     */
     private void race(String hash, CompletableFuture<NarinfoAnswer> mine) {
         long start = System.nanoTime();
-        List<Upstream> cooling = new ArrayList<>();
-        List<List<Upstream>> raced = raceTiers(cooling);
-        boolean everyoneAsked = raced.stream().mapToInt(List::size).sum() == byBase.size();
-        CompletableFuture<NarinfoAnswer> answer;
-        try {
-            answer = new NarinfoRace(hash, raced, cooling, client, config.cache().raceDeadline(), new Observer(),
-                    gates::get).start(timer);
-        } catch (RuntimeException e) {
-            answer = CompletableFuture.failedFuture(e); // e.g. stopping: the timer refuses new deadlines
-        }
-        answer.whenComplete((a, f) -> races.release());
-        answer.whenComplete((answerOrNull, failure) -> {
-            NarinfoAnswer a = failure == null ? answerOrNull : new NarinfoAnswer(502,
-                    ("narinfo lookup failed: " + failure + "\n").getBytes(StandardCharsets.UTF_8), null);
+        NarinfoRace race = new NarinfoRace(hash, client, config.cache().raceDeadline(), new Observer(), gates::get, executor);
+        java.util.concurrent.atomic.AtomicBoolean everyoneAsked = new java.util.concurrent.atomic.AtomicBoolean();
+        race.result().whenComplete((answerOrNull, failure) -> {
+            NarinfoAnswer a = failure == null ? answerOrNull : failed("narinfo lookup failed: " + NarinfoRace.describe(failure));
             metrics.raceWait.observe((System.nanoTime() - start) / 1e9);
             // failures are never remembered, nor a not-found some upstream was not asked about
-            if (a.status() == 404 && everyoneAsked) routes.rememberNotFound(hash);
+            if (a.status() == 404 && everyoneAsked.get()) routes.rememberNotFound(hash);
             inflight.remove(hash, mine); // only this race's entry, never a newer one
             mine.complete(a);
+        });
+        race.armDeadline(scheduler);
+        races.run(() -> {
+            race.result().whenComplete((a, f) -> races.release());
+            List<List<Upstream>> stages = stages();
+            everyoneAsked.set(stages.stream().mapToInt(List::size).sum() == byBase.size());
+            race.begin(stages);
         });
     }
 
     /**
-     * The tiers to race now: Down upstreams and those cooling down after a network error are
-     * left out, and so is a tier left empty. If that leaves nothing, every upstream is tried
-     * anyway rather than failing blind. A Down upstream counts as absent; one only cooling
-     * down is added to {@code cooling}, because it may well have the path.
+     * The stages of a race now: each tier's upstreams that are neither Down nor cooling down;
+     * then, as a last resort, those cooling down after a recent failure and those whose Down
+     * state was restored from the database and not yet confirmed by a probe — either may well
+     * have the path. Only upstreams confirmed Down in this run are left out (they count as not
+     * having it). If that leaves nothing, every upstream is tried rather than failing blind.
      */
-    private List<List<Upstream>> raceTiers(List<Upstream> cooling) {
-        List<List<Upstream>> now = new ArrayList<>(tiers.size());
+    private List<List<Upstream>> stages() {
+        List<List<Upstream>> now = new ArrayList<>(tiers.size() + 1);
+        List<Upstream> lastResort = new ArrayList<>();
         for (List<Upstream> tier : tiers) {
             List<Upstream> members = new ArrayList<>();
-            for (Upstream u : tier) {
+            for (Upstream u : Ordering.byLatency(tier, x -> health.get(x).emaMs(), Upstream::priority)) {
                 UpstreamHealth h = health.get(u);
                 if (h.raceable()) members.add(u);
-                else if (h.state() != UpstreamState.DOWN) cooling.add(u);
+                else if (!h.confirmedDown()) lastResort.add(u);
             }
             if (!members.isEmpty()) now.add(members);
         }
-        if (now.isEmpty()) {
-            cooling.clear();
-            return tiers;
-        }
-        return now;
+        if (!lastResort.isEmpty()) now.add(lastResort);
+        return now.isEmpty() ? tiers : now;
     }
 
     /** An answer from the route store, or null when the store knows nothing usable. */
@@ -315,8 +337,17 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
 
         @Override
         public void answered(Upstream upstream, int status, double latencyMs) {
-            health.get(upstream).sample(latencyMs);
+            UpstreamHealth h = health.get(upstream);
+            h.sample(latencyMs);
+            // an answer means it is back; a 5xx means it is still sick
+            if (status >= 500) h.cooldown(config.cache().massQuery().upstreamCooldown());
+            else h.answered();
             metrics.upstreamLatency.labelValues(upstream.name()).observe(latencyMs / 1000);
+        }
+
+        @Override
+        public boolean hasLogin(Upstream upstream) {
+            return withLogin.contains(upstream);
         }
 
         @Override
@@ -339,14 +370,25 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
 
     @Override
     public NarStream nar(NarRequest request, NarHandler handler) {
-        Optional<Upstream> pinned = routes.upstreamForNar(request.target()).map(byBase::get);
-        List<Upstream> candidates = new ArrayList<>(byBase.size());
-        pinned.ifPresent(candidates::add);
-        List<Upstream> preference = upstreams();
-        for (Upstream u : preference) if (!candidates.contains(u) && health.get(u).raceable()) candidates.add(u);
-        for (Upstream u : preference) if (!candidates.contains(u)) candidates.add(u); // Down ones last
-        return new NarExchange(request, handler, candidates, pinned.isPresent(), client,
-                config.server().writeTimeout(), metrics);
+        Optional<dev.ncro.route.Route> route = routes.routeForNar(request.target());
+        Upstream home = route.map(r -> byBase.get(r.upstream())).orElse(null);
+        NarExchange.Expected expected = route.map(Engine::expected).orElse(NarExchange.Expected.UNKNOWN);
+        return new NarExchange(request, handler, narRouting.candidates(request.target(), home), expected, client,
+                config.server().writeTimeout(), metrics, narRouting, streamGates::get, withLogin::contains,
+                scheduler, executor);
+    }
+
+    /** The file's size from the narinfo that named it: FileSize, or NarSize when uncompressed. */
+    private static NarExchange.Expected expected(dev.ncro.route.Route route) {
+        try {
+            Narinfo narinfo = Narinfo.parse(route.narinfo(), route.hash());
+            String fileSize = narinfo.field("FileSize");
+            if (fileSize != null) return new NarExchange.Expected(Long.parseLong(fileSize.trim()));
+            if ("none".equals(narinfo.field("Compression"))) return new NarExchange.Expected(narinfo.narSize());
+        } catch (RuntimeException e) {
+            // nothing usable to check against: the upstream's own framing has to do
+        }
+        return NarExchange.Expected.UNKNOWN;
     }
 
     @Override
@@ -367,10 +409,13 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             entry.put("last_probe", s.lastProbeAt() == 0 ? null : Instant.ofEpochMilli(s.lastProbeAt()).toString());
             upstreams.add(entry);
         }
-        String status = down == health.size() ? "down" : allActive && routes.persistent() ? "ok" : "degraded";
+        Optional<String> writeFailure = routes.writeFailure();
+        String status = down == health.size() ? "down"
+                : allActive && routes.persistent() && writeFailure.isEmpty() ? "ok" : "degraded";
         Map<String, Object> store = new LinkedHashMap<>();
         store.put("persistent", routes.persistent());
         store.put("state", routes.state());
+        store.put("write_failure", writeFailure.orElse(null));
         store.put("routes", routes.size());
         Map<String, Object> report = new LinkedHashMap<>();
         report.put("status", status);

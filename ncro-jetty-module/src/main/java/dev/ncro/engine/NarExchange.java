@@ -3,12 +3,12 @@ package dev.ncro.engine;
 import dev.ncro.api.NarHandler;
 import dev.ncro.api.NarRequest;
 import dev.ncro.api.NarStream;
+import dev.ncro.config.Durations;
 import dev.ncro.metrics.NcroMetrics;
 import dev.ncro.upstream.StreamingConsumer;
 import dev.ncro.upstream.Upstream;
 import dev.ncro.upstream.UpstreamClient;
 import dev.ncro.upstream.UpstreamStream;
-import org.apache.hc.core5.http.EntityDetails;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.AbstractMap;
@@ -18,19 +18,42 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.Executor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Function;
+import java.util.function.Predicate;
+import org.apache.hc.core5.http.EntityDetails;
 import org.apache.hc.core5.http.Header;
 import org.apache.hc.core5.http.HttpResponse;
+import org.eclipse.jetty.util.thread.Scheduler;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One NAR request. The first candidate is the upstream that served the narinfo naming this
- * URL, when ncro knows it; on a not-found there (or when it is unknown) the others follow in
- * preference order. A failure of the pinned upstream is answered with 502 rather than taking
- * the file from a cache whose narinfo the client never saw. Once the head has gone to the
- * client there is no switching: a later failure aborts the client connection.
+ * One NAR request, tried on the candidates {@link NarRouting} chose, one after the other.
+ *
+ * <p>Before the response has started, any failure of an upstream — refused, reset, a 5xx, a
+ * refused redirect, or no response head within its {@code timeout.first_byte} — moves on to
+ * the next candidate; a not-found does too. The answer is 404 only when every candidate said
+ * not-found, 502 otherwise. Once the head has gone to the client there is no switching: a
+ * later failure aborts the client connection, and that upstream is tried last for this NAR's
+ * next request, so Nix's retry is served by another upstream.
+ *
+ * <p>A 200 answer to a full (non-Range) GET ends cleanly only if the bytes streamed match
+ * the upstream's Content-Length, or, when it sent none, the narinfo's FileSize (NarSize for
+ * an uncompressed NAR); a chunked body without either is trusted to its terminating chunk,
+ * and a body delimited only by the connection closing, with nothing to check it against,
+ * is aborted: a truncated NAR must never look complete.
+ *
+ * <p>Threads: HttpComponents' I/O thread of the current attempt delivers the upstream's
+ * answer; the scheduler fires the first-byte timeout and hands it to the executor; the web
+ * layer calls {@link #release} and {@link #cancel}. An attempt's state moves by compare-and-set
+ * (waiting → streaming, or waiting → failed), so a late callback of an abandoned attempt is
+ * ignored.
  */
-final class NarExchange implements NarStream, StreamingConsumer.Sink {
+final class NarExchange implements NarStream {
     private static final Logger LOG = LoggerFactory.getLogger(NarExchange.class);
 
     /** Request headers forwarded to the upstream: resume, conditionals, content negotiation. */
@@ -41,129 +64,82 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
             "content-length", "content-type", "content-encoding", "content-range", "accept-ranges",
             "etag", "last-modified", "cache-control", "expires");
 
+    /** What ncro knows of the file from the narinfo that named it. */
+    record Expected(long fileSize) {
+        static final Expected UNKNOWN = new Expected(-1);
+    }
+
     private final NarRequest request;
     private final NarHandler handler;
     private final List<Upstream> candidates;
-    private final boolean pinned;
+    private final Expected expected;
     private final UpstreamClient client;
     private final Duration idleTimeout;
     private final NcroMetrics metrics;
-    private final java.util.concurrent.atomic.AtomicBoolean open = new java.util.concurrent.atomic.AtomicBoolean();
+    private final NarRouting routing;
+    private final Function<Upstream, AsyncLimiter> streamGates;
+    private final Predicate<Upstream> hasLogin;
+    private final Scheduler scheduler;
+    private final Executor executor;
+    private final Map<String, String> forwarded = new HashMap<>();
+    private final boolean rangeRequested;
+    private final AtomicBoolean open = new AtomicBoolean();
 
+    private volatile boolean cancelled;
+    private volatile Attempt current;
+    // advanced only by the attempt that just ended, so never by two threads at once
     private int next;
     private final List<String> failures = new ArrayList<>();
-    private volatile boolean cancelled;
-    private volatile UpstreamStream exchange;
-    // set on the I/O thread of the current attempt, read by the same thread
-    private Upstream current;
-    private boolean headSent;
-    private String attemptFailure;
 
-    NarExchange(NarRequest request, NarHandler handler, List<Upstream> candidates, boolean pinned,
-            UpstreamClient client, Duration idleTimeout, NcroMetrics metrics) {
-        this.metrics = metrics;
+    NarExchange(NarRequest request, NarHandler handler, List<Upstream> candidates, Expected expected,
+            UpstreamClient client, Duration idleTimeout, NcroMetrics metrics, NarRouting routing,
+            Function<Upstream, AsyncLimiter> streamGates, Predicate<Upstream> hasLogin, Scheduler scheduler,
+            Executor executor) {
         this.request = request;
         this.handler = handler;
         this.candidates = candidates;
-        this.pinned = pinned;
+        this.expected = expected;
         this.client = client;
         this.idleTimeout = idleTimeout;
+        this.metrics = metrics;
+        this.routing = routing;
+        this.streamGates = streamGates;
+        this.hasLogin = hasLogin;
+        this.scheduler = scheduler;
+        this.executor = executor;
+        request.headers().forEach((name, value) -> {
+            if (FORWARDED_REQUEST_HEADERS.contains(name.toLowerCase(Locale.ROOT))) forwarded.put(name, value);
+        });
+        this.rangeRequested = forwarded.keySet().stream().anyMatch(n -> n.equalsIgnoreCase("range"));
     }
 
     @Override
     public void start() {
         metrics.narRequests.inc();
         if (open.compareAndSet(false, true)) metrics.narStreamsInFlight.inc();
-        attempt();
+        tryNext();
     }
 
-    private void attempt() {
+    /** The next candidate, or the final answer when none is left. */
+    private void tryNext() {
         if (cancelled) return;
         if (next >= candidates.size()) {
-            if (failures.isEmpty()) {
+            List<String> failed;
+            synchronized (failures) {
+                failed = List.copyOf(failures);
+            }
+            if (failed.isEmpty()) {
                 giveUp(404, "not found in any upstream: " + request.target());
             } else {
-                giveUp(502, "no upstream served " + request.target() + ": " + String.join("; ", failures));
+                giveUp(502, "no upstream served " + request.target() + ": " + String.join("; ", failed));
             }
             return;
         }
-        current = candidates.get(next++);
-        attemptFailure = null;
-        Map<String, String> headers = new HashMap<>();
-        request.headers().forEach((name, value) -> {
-            if (FORWARDED_REQUEST_HEADERS.contains(name.toLowerCase(Locale.ROOT))) headers.put(name, value);
-        });
-        try {
-            Duration stall = current.responseTimeout() != null ? current.responseTimeout() : idleTimeout;
-            exchange = client.stream(current, current.resolve(request.target()), request.head(), headers, stall, this);
-        } catch (RuntimeException e) {
-            onError(e);
-            return;
-        }
-        if (cancelled) exchange.cancel();
-    }
-
-    @Override
-    public boolean onResponse(HttpResponse response, EntityDetails entity) {
-        int status = response.getCode();
-        if (status == 404 || status == 410 || status == 403) {
-            attemptFailure = null;
-            return false;
-        }
-        if ((status >= 200 && status < 300) || status == 304 || status == 416) {
-            if (cancelled) return false;
-            headSent = true;
-            List<Map.Entry<String, String>> headers = new ArrayList<>();
-            for (Header h : response.getHeaders()) {
-                if (PASSED_RESPONSE_HEADERS.contains(h.getName().toLowerCase(Locale.ROOT))) {
-                    headers.add(new AbstractMap.SimpleImmutableEntry<>(h.getName(), h.getValue()));
-                }
-            }
-            handler.onHead(status, headers);
-            return true;
-        }
-        attemptFailure = "HTTP " + status;
-        return false;
-    }
-
-    @Override
-    public void onData(ByteBuffer data) {
-        metrics.narBytes.inc(data.remaining());
-        handler.onData(data);
-    }
-
-    @Override
-    public void onEnd() {
-        if (headSent) {
-            closed();
-            handler.onComplete();
-        } else if (attemptFailure == null) {
-            attempt(); // not found here: the next candidate
-        } else {
-            failed(attemptFailure);
-        }
-    }
-
-    @Override
-    public void onError(Exception failure) {
-        if (cancelled) return;
-        String reason = NarinfoRace.describe(failure);
-        if (headSent) {
-            LOG.warn("NAR {} from {} failed after the response started: {}", request.target(), current, reason);
-            giveUp(502, current + " failed mid-body: " + reason);
-        } else {
-            failed(reason);
-        }
-    }
-
-    private void failed(String reason) {
-        failures.add(current + ": " + reason);
-        if (pinned && next == 1) {
-            LOG.warn("NAR {} from pinned upstream {} failed: {}", request.target(), current, reason);
-            giveUp(502, "upstream " + current + " (which served the narinfo) failed: " + reason);
-        } else {
-            attempt();
-        }
+        if (next > 0) metrics.narFailovers.inc();
+        Attempt attempt = new Attempt(candidates.get(next++));
+        current = attempt;
+        AsyncLimiter gate = streamGates.apply(attempt.upstream);
+        gate.run(() -> attempt.launch(gate));
     }
 
     /** Ends the stream with a failure for the handler; see {@link NarHandler#onFailure}. */
@@ -179,15 +155,249 @@ final class NarExchange implements NarStream, StreamingConsumer.Sink {
 
     @Override
     public void release(int bytes) {
-        UpstreamStream s = exchange;
-        if (s != null) s.release(bytes);
+        Attempt a = current;
+        if (a != null) a.release(bytes);
     }
 
     @Override
     public void cancel() {
         cancelled = true;
         closed();
-        UpstreamStream s = exchange;
-        if (s != null) s.cancel();
+        Attempt a = current;
+        if (a != null) a.abandon();
+    }
+
+    /** One upstream's try. */
+    private final class Attempt implements StreamingConsumer.Sink {
+        private static final int WAITING = 0;
+        private static final int STREAMING = 1;
+        private static final int PASSED = 2; // not-found or failed before the head: the next one's turn
+        private static final int OVER = 3;
+
+        final Upstream upstream;
+        private final AtomicInteger state = new AtomicInteger(WAITING);
+        private final AtomicBoolean gateHeld = new AtomicBoolean();
+        private AsyncLimiter gate;
+        private UpstreamStream stream;
+        private boolean abandoned;
+        private Scheduler.Task firstByte;
+        // I/O thread of this attempt only
+        private String failure;
+        private boolean notFound;
+        private long bytes;
+        private long expectedBytes = -1;
+        private boolean trustFraming;
+        private boolean checkLength;
+
+        Attempt(Upstream upstream) {
+            this.upstream = upstream;
+        }
+
+        /** Runs once this upstream has a free stream slot. */
+        void launch(AsyncLimiter gate) {
+            this.gate = gate;
+            gateHeld.set(true);
+            if (cancelled || current != this) {
+                releaseGate();
+                return;
+            }
+            Duration firstByteTimeout = upstream.firstByteTimeout();
+            Scheduler.Task timer = scheduler.schedule(() -> executor.execute(this::noFirstByte),
+                    firstByteTimeout.toNanos(), TimeUnit.NANOSECONDS);
+            synchronized (this) {
+                firstByte = timer;
+            }
+            UpstreamStream s;
+            try {
+                Duration stall = upstream.responseTimeout() != null ? upstream.responseTimeout() : idleTimeout;
+                s = client.stream(upstream, upstream.resolve(request.target()), request.head(), forwarded, stall, this);
+            } catch (RuntimeException e) {
+                passOn("could not start: " + NarinfoRace.describe(e), true);
+                return;
+            }
+            boolean drop;
+            synchronized (this) {
+                drop = abandoned;
+                if (!drop) stream = s;
+            }
+            if (drop || cancelled) s.cancel();
+        }
+
+        void release(int n) {
+            UpstreamStream s;
+            synchronized (this) {
+                s = stream;
+            }
+            if (s != null) s.release(n);
+        }
+
+        /** Cancels the upstream exchange, now or as soon as it exists. */
+        void abandon() {
+            UpstreamStream s;
+            Scheduler.Task timer;
+            synchronized (this) {
+                abandoned = true;
+                s = stream;
+                timer = firstByte;
+            }
+            if (timer != null) timer.cancel();
+            if (s != null) s.cancel();
+            if (state.getAndSet(OVER) != OVER) releaseGate();
+        }
+
+        private void releaseGate() {
+            if (gateHeld.compareAndSet(true, false)) gate.release();
+        }
+
+        private void cancelTimer() {
+            Scheduler.Task timer;
+            synchronized (this) {
+                timer = firstByte;
+            }
+            if (timer != null) timer.cancel();
+        }
+
+        /** The first-byte timer fired (on the executor). */
+        private void noFirstByte() {
+            if (!state.compareAndSet(WAITING, PASSED)) return;
+            String reason = "no response head within " + Durations.format(upstream.firstByteTimeout());
+            LOG.warn("NAR {} from {}: {}; trying the next upstream", request.target(), upstream, reason);
+            abandonExchange();
+            recordFailure(reason, "first_byte");
+            releaseGate();
+            tryNext();
+        }
+
+        private void abandonExchange() {
+            UpstreamStream s;
+            synchronized (this) {
+                abandoned = true;
+                s = stream;
+            }
+            if (s != null) s.cancel();
+        }
+
+        private void recordFailure(String reason, String phase) {
+            synchronized (failures) {
+                failures.add(upstream + ": " + reason);
+            }
+            metrics.narUpstreamFailures.labelValues(upstream.name(), phase).inc();
+            routing.failed(request.target(), upstream);
+        }
+
+        @Override
+        public boolean onResponse(HttpResponse response, EntityDetails entity) {
+            if (state.get() != WAITING) return false; // timed out or abandoned: discard
+            cancelTimer();
+            int status = response.getCode();
+            if (NotFound.means(status, hasLogin.test(upstream))) {
+                notFound = true;
+                return false;
+            }
+            boolean ok = (status >= 200 && status < 300) || status == 304 || status == 416;
+            if (!ok) {
+                failure = "HTTP " + status;
+                return false;
+            }
+            if (cancelled || !state.compareAndSet(WAITING, STREAMING)) return false;
+            planLengthCheck(status, response, entity);
+            List<Map.Entry<String, String>> headers = new ArrayList<>();
+            for (Header h : response.getHeaders()) {
+                if (PASSED_RESPONSE_HEADERS.contains(h.getName().toLowerCase(Locale.ROOT))) {
+                    headers.add(new AbstractMap.SimpleImmutableEntry<>(h.getName(), h.getValue()));
+                }
+            }
+            handler.onHead(status, headers);
+            return true;
+        }
+
+        private void planLengthCheck(int status, HttpResponse response, EntityDetails entity) {
+            if (status != 200 || request.head() || rangeRequested || entity == null) return;
+            checkLength = true;
+            if (entity.getContentLength() >= 0) {
+                expectedBytes = entity.getContentLength();
+            } else if (expected.fileSize() >= 0 && !response.containsHeader("Content-Encoding")) {
+                expectedBytes = expected.fileSize();
+            } else {
+                // HttpComponents checks the terminating chunk (its EntityDetails calls any body
+                // of unknown length "chunked", so the header is what tells)
+                org.apache.hc.core5.http.Header te = response.getFirstHeader("Transfer-Encoding");
+                trustFraming = te != null && te.getValue().toLowerCase(Locale.ROOT).contains("chunked");
+            }
+        }
+
+        @Override
+        public void onData(ByteBuffer data) {
+            bytes += data.remaining();
+            metrics.narBytes.inc(data.remaining());
+            handler.onData(data);
+        }
+
+        @Override
+        public void onEnd() {
+            int s = state.get();
+            if (s == STREAMING) {
+                String wrong = lengthProblem();
+                if (wrong != null) {
+                    LOG.warn("NAR {} from {}: {}; aborting the client connection", request.target(), upstream, wrong);
+                    midBody(wrong, "truncated");
+                    return;
+                }
+                if (state.compareAndSet(STREAMING, OVER)) {
+                    releaseGate();
+                    closed();
+                    handler.onComplete();
+                }
+            } else if (s == WAITING) {
+                if (notFound) {
+                    passOn(null, false);
+                } else {
+                    passOn(failure != null ? failure : "answered with no usable response", true);
+                }
+            }
+        }
+
+        /** Why the body must not count as complete, or null. */
+        private String lengthProblem() {
+            if (!checkLength) return null;
+            if (expectedBytes >= 0) {
+                return bytes == expectedBytes ? null
+                        : "body ended after " + bytes + " of " + expectedBytes + " bytes";
+            }
+            return trustFraming ? null : "body of " + bytes + " bytes had no length to check it against";
+        }
+
+        @Override
+        public void onError(Exception error) {
+            int s = state.get();
+            if (s == STREAMING) {
+                String reason = NarinfoRace.describe(error);
+                LOG.warn("NAR {} from {} failed after the response started: {}", request.target(), upstream, reason);
+                midBody(reason, "mid_body");
+            } else if (s == WAITING) {
+                cancelTimer();
+                passOn(NarinfoRace.describe(error), true);
+            }
+        }
+
+        /** The client already has part of the body: abort it; the retry goes elsewhere. */
+        private void midBody(String reason, String phase) {
+            if (!state.compareAndSet(STREAMING, OVER)) return;
+            recordFailure(reason, phase);
+            releaseGate();
+            giveUp(502, upstream + " failed mid-body: " + reason);
+        }
+
+        /** Not-found here, or failed before the head: the next candidate's turn. */
+        private void passOn(String failureReason, boolean failed) {
+            if (!state.compareAndSet(WAITING, PASSED)) return;
+            cancelTimer();
+            if (failed) {
+                if (!cancelled) LOG.warn("NAR {} from {} failed: {}; trying the next upstream", request.target(), upstream, failureReason);
+                recordFailure(failureReason, "before_head");
+            }
+            releaseGate();
+            tryNext();
+        }
     }
 }

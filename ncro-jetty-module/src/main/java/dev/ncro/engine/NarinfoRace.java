@@ -10,34 +10,38 @@ import dev.ncro.upstream.UpstreamClient;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashSet;
-import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Function;
-import org.apache.hc.core5.concurrent.Cancellable;
 import org.apache.hc.core5.concurrent.FutureCallback;
+import org.eclipse.jetty.util.thread.Scheduler;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One narinfo lookup: tier by tier (lowest priority number first), every upstream of a tier
- * is asked with a GET at once; the first valid narinfo wins and the others are cancelled. The
- * GET (not HEAD, then GET) makes a cold lookup cost one round trip to the winner.
+ * One narinfo lookup. Stage by stage (the priority tiers, lowest number first, then a last
+ * resort of upstreams that are cooling down after a failure or whose Down state is not yet
+ * confirmed in this run), every upstream of a stage is asked with a GET at once; the first
+ * valid narinfo wins. The GET (not HEAD, then GET) makes a cold lookup cost one round trip
+ * to the winner. Losers are not cancelled: their answers still sample latency, and their
+ * connections go back to the pool instead of being closed.
  *
- * <p>The answer is 404 only when every upstream said not-found (404, 410, 403). When an
- * upstream failed and none had the path the answer is 502, or 504 if the deadline passed:
- * Nix remembers a 404 for an hour, and an upstream that was merely down must not hide a path
- * for that long.
+ * <p>The answer is 404 only when every upstream asked said not-found (404, 410, or 403 from
+ * an upstream without a login); upstreams left out are only those confirmed Down by a probe
+ * of this run. When an upstream failed and none had the path the answer is 502, or 504 when
+ * the deadline passed: Nix remembers a 404 for an hour, and an upstream that was merely down
+ * must not hide a path for that long.
  *
- * <p>All state is guarded by {@code this}; callbacks arrive on I/O threads and the timer.
+ * <p>Threads: answers arrive on the client's I/O threads and are handed to {@code executor}
+ * at once, where parsing, signature checks and remembering run; the deadline fires on the
+ * scheduler and is handed over too. Decisions are taken under {@code this}, actions (starting
+ * requests, telling the observer, completing the answer) after releasing it.
  */
 final class NarinfoRace {
     /** Told what each upstream did; the winner before the answer completes, so it is remembered first. */
@@ -45,7 +49,7 @@ final class NarinfoRace {
         /** @return the narinfo bytes to serve (the upstream's, or with its URL made relative) */
         byte[] won(Upstream upstream, Narinfo narinfo, byte[] body, double latencyMs);
 
-        /** An upstream answered (any HTTP status) after {@code latencyMs}. */
+        /** An upstream answered (any HTTP status) {@code latencyMs} after its request was sent. */
         void answered(Upstream upstream, int status, double latencyMs);
 
         /** An upstream failed without an HTTP answer (refused, reset, timed out). */
@@ -56,153 +60,191 @@ final class NarinfoRace {
 
         /** Why this upstream's filters exclude the path (it then counts as not having it), or null. */
         String filtered(Upstream upstream, Narinfo narinfo);
+
+        /** Whether a 403 from this upstream is a failure (it has a login) rather than "not here". */
+        boolean hasLogin(Upstream upstream);
     }
 
     private static final Logger LOG = LoggerFactory.getLogger(NarinfoRace.class);
 
     private final String hash;
-    private final List<List<Upstream>> tiers;
     private final UpstreamClient client;
     private final Duration deadline;
+    private final long deadlineAtNanos;
     private final Observer observer;
-    private final List<Upstream> cooling;
     /** Each upstream's in-flight limit: a request waits for a slot rather than failing. */
     private final Function<Upstream, AsyncLimiter> gates;
-    private long tierStartNanos;
+    private final Executor executor;
     private final CompletableFuture<NarinfoAnswer> result = new CompletableFuture<>();
+    private final AtomicBoolean finished = new AtomicBoolean();
 
-    private int tier = -1;
+    // guarded by this
+    private List<List<Upstream>> stages = List.of();
+    private int stage = -1;
     private int pending;
-    private final Map<Upstream, Cancellable> inflight = new LinkedHashMap<>();
     private final List<String> failures = new ArrayList<>();
-    private final Set<Upstream> settled = new HashSet<>();
-    private boolean starting;
-    private ScheduledFuture<?> timer;
+    private final Set<Upstream> waiting = new LinkedHashSet<>();
+    private Scheduler.Task deadlineTask;
 
-    /**
-     * @param cooling upstreams left out because they are cooling down after a recent failure:
-     *     if nobody raced has the path, they may, so the answer is then 502, not 404
-     */
-    NarinfoRace(String hash, List<List<Upstream>> tiers, List<Upstream> cooling, UpstreamClient client,
-            Duration deadline, Observer observer, Function<Upstream, AsyncLimiter> gates) {
-        this.gates = gates;
-        this.cooling = cooling;
+    /** The deadline counts from now, the start of the lookup, whatever queueing follows. */
+    NarinfoRace(String hash, UpstreamClient client, Duration deadline, Observer observer,
+            Function<Upstream, AsyncLimiter> gates, Executor executor) {
         this.hash = hash;
-        this.tiers = tiers;
         this.client = client;
         this.deadline = deadline;
+        this.deadlineAtNanos = System.nanoTime() + deadline.toNanos();
         this.observer = observer;
+        this.gates = gates;
+        this.executor = executor;
     }
 
-    CompletableFuture<NarinfoAnswer> start(ScheduledExecutorService scheduler) {
-        synchronized (this) {
-            timer = scheduler.schedule(this::onDeadline, deadline.toNanos(), TimeUnit.NANOSECONDS);
-            nextTier();
-        }
+    CompletableFuture<NarinfoAnswer> result() {
         return result;
     }
 
-    /**
-     * Starts the next tier, or finishes when none is left. Caller holds the lock. A callback
-     * may run inside {@code fetch} on this very thread: {@code starting} keeps it from
-     * advancing tiers under the loop, and {@code settled} from leaving a stale in-flight entry.
-     */
-    private void nextTier() {
-        while (!result.isDone() && ++tier < tiers.size()) {
-            List<Upstream> members = tiers.get(tier);
-            pending = members.size();
-            tierStartNanos = System.nanoTime();
-            settled.clear();
-            starting = true;
-            for (Upstream upstream : members) {
-                if (result.isDone()) break;
-                AsyncLimiter gate = gates.apply(upstream);
-                gate.run(() -> launch(upstream, gate));
-            }
-            starting = false;
-            if (pending > 0) return;
+    /** Arms the deadline; call once, before {@link #begin}. */
+    void armDeadline(Scheduler scheduler) {
+        Scheduler.Task task = scheduler.schedule(() -> executor.execute(this::onDeadline),
+                Math.max(0, deadlineAtNanos - System.nanoTime()), TimeUnit.NANOSECONDS);
+        synchronized (this) {
+            deadlineTask = task;
         }
-        if (result.isDone()) return;
-        if (failures.isEmpty() && cooling.isEmpty()) {
-            finish(404, "not found in any upstream", null);
-        } else if (failures.isEmpty()) {
-            finish(502, "no upstream raced has " + hash + ".narinfo; not asked after a recent failure: " + cooling, null);
-        } else {
-            finish(502, "no upstream has " + hash + ".narinfo and some failed: " + String.join("; ", failures), null);
+        if (finished.get()) task.cancel();
+    }
+
+    /**
+     * Starts asking: {@code stages} in order, each a non-empty list of upstreams asked at once.
+     * A race whose deadline passed while it waited to begin does nothing.
+     */
+    void begin(List<List<Upstream>> stages) {
+        synchronized (this) {
+            this.stages = stages;
+        }
+        advance();
+    }
+
+    /** Starts the next stage, or answers when none is left. */
+    private void advance() {
+        List<Upstream> members;
+        synchronized (this) {
+            if (finished.get()) return;
+            if (++stage < stages.size()) {
+                members = stages.get(stage);
+                pending = members.size();
+                waiting.addAll(members);
+            } else {
+                members = null;
+            }
+        }
+        if (members == null) {
+            missed();
+            return;
+        }
+        for (Upstream upstream : members) {
+            AsyncLimiter gate = gates.apply(upstream);
+            gate.run(() -> launch(upstream, gate));
         }
     }
 
     /** Sends one upstream's request once it holds a slot of that upstream's limit. */
     private void launch(Upstream upstream, AsyncLimiter gate) {
-        boolean skip;
+        long remaining = deadlineAtNanos - System.nanoTime();
+        if (finished.get() || remaining <= 0) {
+            gate.release(); // the race ended while this request waited for a slot
+            return;
+        }
+        long sentAt = System.nanoTime();
+        try {
+            client.fetch(upstream, upstream.resolve(hash + ".narinfo"), Defaults.NARINFO_MAX_BYTES,
+                    upstream.answerWithin(Duration.ofNanos(remaining)), new Outcome(upstream, gate, sentAt));
+        } catch (RuntimeException e) {
+            // the client refused the request (it is stopping): that upstream failed
+            gate.release();
+            settle(upstream, false, describe(e));
+        }
+    }
+
+    /** An upstream is done with this race without winning it. */
+    private void settle(Upstream upstream, boolean notFound, String failure) {
+        boolean stageOver;
         synchronized (this) {
-            skip = result.isDone();
-            if (!skip) {
-                try {
-                    Cancellable exchange = client.fetch(upstream, upstream.resolve(hash + ".narinfo"),
-                            Defaults.NARINFO_MAX_BYTES, upstream.answerWithin(deadline), new Outcome(upstream, gate));
-                    if (result.isDone()) exchange.cancel();
-                    else if (!settled.contains(upstream)) inflight.put(upstream, exchange);
-                } catch (RuntimeException e) {
-                    // the client refused the request (it is stopping): that upstream failed
-                    gate.release();
-                    failures.add(upstream.name() + ": " + describe(e));
-                    if (--pending == 0 && !starting) nextTier();
-                }
-            }
+            waiting.remove(upstream);
+            if (finished.get()) return;
+            if (!notFound) failures.add(upstream.name() + ": " + failure);
+            stageOver = --pending == 0;
         }
-        if (skip) gate.release(); // the race ended while this request waited for a slot
+        if (stageOver) advance();
     }
 
-    private synchronized void settle(Upstream upstream, boolean notFound, String failure) {
-        inflight.remove(upstream);
-        settled.add(upstream);
-        if (result.isDone()) return;
-        if (!notFound) failures.add(upstream.name() + ": " + failure);
-        if (--pending == 0 && !starting) nextTier();
-    }
-
-    private synchronized void win(Upstream upstream, Narinfo narinfo, byte[] body) {
-        inflight.remove(upstream);
-        settled.add(upstream);
-        if (result.isDone()) return;
-        byte[] served = observer.won(upstream, narinfo, body, (System.nanoTime() - tierStartNanos) / 1e6);
-        finish(200, null, upstream, served);
-    }
-
-    private synchronized void onDeadline() {
-        if (result.isDone()) return;
-        String waiting = inflight.keySet().toString();
-        for (Upstream slow : inflight.keySet()) {
-            observer.failed(slow, new TimeoutException("no answer within the race deadline"));
+    private void win(Upstream upstream, Narinfo narinfo, byte[] body, double latencyMs) {
+        synchronized (this) {
+            waiting.remove(upstream);
         }
-        finish(504, "deadline of " + Durations.format(deadline) + " passed waiting for " + waiting
-                + (failures.isEmpty() ? "" : "; failures: " + String.join("; ", failures)), null);
+        if (!finished.compareAndSet(false, true)) return;
+        byte[] served = observer.won(upstream, narinfo, body, latencyMs);
+        complete(new NarinfoAnswer(200, served, upstream.name()));
     }
 
-    private void finish(int status, String message, Upstream winner) {
+    /** Every stage is over and nobody had the path. */
+    private void missed() {
+        String failed;
+        synchronized (this) {
+            failed = String.join("; ", failures);
+        }
+        if (failed.isEmpty()) {
+            fail(404, "not found in any upstream");
+        } else {
+            fail(502, "no upstream has " + hash + ".narinfo and some failed: " + failed);
+        }
+    }
+
+    private void onDeadline() {
+        List<Upstream> slow;
+        String failed;
+        synchronized (this) {
+            if (finished.get()) return;
+            slow = List.copyOf(waiting);
+            failed = String.join("; ", failures);
+        }
+        if (!finished.compareAndSet(false, true)) return;
+        for (Upstream u : slow) observer.failed(u, new TimeoutException("no answer within the race deadline"));
+        answer(504, "deadline of " + Durations.format(deadline) + " passed waiting for " + slow
+                + (failed.isEmpty() ? "" : "; failures: " + failed));
+    }
+
+    private void fail(int status, String message) {
+        if (!finished.compareAndSet(false, true)) return;
+        answer(status, message);
+    }
+
+    private void answer(int status, String message) {
         if (status != 404) LOG.warn("narinfo {}: {} {}", hash, status, message);
-        finish(status, message, winner, (message + "\n").getBytes(StandardCharsets.UTF_8));
+        complete(new NarinfoAnswer(status, (message + "\n").getBytes(StandardCharsets.UTF_8), null));
     }
 
-    private void finish(int status, String message, Upstream winner, byte[] body) {
-        if (timer != null) timer.cancel(false);
-        for (Cancellable loser : inflight.values()) loser.cancel();
-        inflight.clear();
-        result.complete(new NarinfoAnswer(status, body, winner == null ? null : winner.name()));
+    private void complete(NarinfoAnswer answer) {
+        Scheduler.Task task;
+        synchronized (this) {
+            task = deadlineTask;
+        }
+        if (task != null) task.cancel();
+        result.complete(answer);
     }
 
+    /** One upstream's request; the callbacks come on an I/O thread and move to the executor. */
     private final class Outcome implements FutureCallback<Fetched> {
         private final Upstream upstream;
         private final AsyncLimiter gate;
+        private final long sentAt;
         private final AtomicBoolean released = new AtomicBoolean();
 
-        Outcome(Upstream upstream, AsyncLimiter gate) {
+        Outcome(Upstream upstream, AsyncLimiter gate, long sentAt) {
             this.upstream = upstream;
             this.gate = gate;
+            this.sentAt = sentAt;
         }
 
-        /** First thing in every callback, outside the race's lock (see AsyncLimiter). */
+        /** First thing in every callback (see AsyncLimiter). */
         private void release() {
             if (released.compareAndSet(false, true)) gate.release();
         }
@@ -210,8 +252,32 @@ final class NarinfoRace {
         @Override
         public void completed(Fetched fetched) {
             release();
+            double latencyMs = (System.nanoTime() - sentAt) / 1e6;
+            executor.execute(() -> handle(fetched, latencyMs));
+        }
+
+        @Override
+        public void failed(Exception ex) {
+            release();
+            executor.execute(() -> {
+                observer.failed(upstream, ex);
+                settle(upstream, false, describe(ex));
+            });
+        }
+
+        @Override
+        public void cancelled() {
+            release(); // only a stopping client cancels
+            executor.execute(() -> settle(upstream, false, "request cancelled"));
+        }
+
+        private void handle(Fetched fetched, double latencyMs) {
             int status = fetched.status();
-            observer.answered(upstream, status, (System.nanoTime() - tierStartNanos) / 1e6);
+            observer.answered(upstream, status, latencyMs);
+            if (finished.get()) {
+                settle(upstream, true, null); // a loser: its answer only sampled latency
+                return;
+            }
             if (status == 200) {
                 Narinfo narinfo;
                 try {
@@ -233,24 +299,12 @@ final class NarinfoRace {
                     settle(upstream, false, "rejected narinfo: " + distrust);
                     return;
                 }
-                win(upstream, narinfo, fetched.body());
-            } else if (status == 404 || status == 410 || status == 403) {
+                win(upstream, narinfo, fetched.body(), latencyMs);
+            } else if (NotFound.means(status, observer.hasLogin(upstream))) {
                 settle(upstream, true, null);
             } else {
                 settle(upstream, false, "HTTP " + status);
             }
-        }
-
-        @Override
-        public void failed(Exception ex) {
-            release();
-            observer.failed(upstream, ex);
-            settle(upstream, false, describe(ex));
-        }
-
-        @Override
-        public void cancelled() {
-            release(); // only the race itself cancels, after it has an answer
         }
     }
 

@@ -8,20 +8,23 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Supplier;
 import org.apache.hc.core5.concurrent.FutureCallback;
 import org.eclipse.jetty.util.component.AbstractLifeCycle;
+import org.eclipse.jetty.util.thread.Scheduler;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * Probes every upstream with {@code HEAD /nix-cache-info} (GET once an upstream refuses HEAD
- * with 405 or 501), every {@code interval} times its state's backoff (×1, ×4, ×10). A
+ * with 405 or 501) every {@code interval} times its state's backoff (×1, ×4, ×10); at once at
+ * start when its restored state is not Active (until probed it is only a hint). A
  * server-level lifecycle bean. Each probe is a small task that catches everything and always
  * schedules the next one: an exception must not silently end an upstream's probing.
+ *
+ * <p>The timer thread only hands a due probe to the worker executor; requests are sent, and
+ * answers handled, there.
  */
 public final class ProbeScheduler extends AbstractLifeCycle {
     private static final Logger LOG = LoggerFactory.getLogger(ProbeScheduler.class);
@@ -34,14 +37,19 @@ public final class ProbeScheduler extends AbstractLifeCycle {
     private final UpstreamClient client;
     private final Duration interval;
     private final Duration timeout;
-    private final Supplier<ScheduledExecutorService> timer;
+    private final Scheduler timer;
+    private final Executor executor;
     private final java.util.function.Consumer<UpstreamHealth> probed;
     private final Map<Upstream, Boolean> headRefused = new ConcurrentHashMap<>();
-    private final Map<Upstream, ScheduledFuture<?>> scheduled = new ConcurrentHashMap<>();
+    private final Map<Upstream, Scheduler.Task> scheduled = new ConcurrentHashMap<>();
+    private volatile CompletableFuture<Void> startProbes = CompletableFuture.completedFuture(null);
 
-    /** Probes sent on the timer's thread; answers handled on the client's I/O threads. */
+    /**
+     * @param probed told after every probe (persists the health); runs on {@code executor}
+     */
     public ProbeScheduler(List<Target> targets, UpstreamClient client, Duration interval, Duration timeout,
-            Supplier<ScheduledExecutorService> timer, java.util.function.Consumer<UpstreamHealth> probed) {
+            Scheduler timer, Executor executor, java.util.function.Consumer<UpstreamHealth> probed) {
+        this.executor = executor;
         this.probed = probed;
         this.targets = List.copyOf(targets);
         this.client = client;
@@ -50,28 +58,52 @@ public final class ProbeScheduler extends AbstractLifeCycle {
         this.timer = timer;
     }
 
-    /** The first probe of each upstream comes one interval after start; races sample latency before that. */
+    /**
+     * An upstream whose Degraded or Down state was restored from the database is probed at
+     * once (until then that state is only a hint); the others one interval after start (races
+     * sample their latency before that).
+     */
     @Override
     protected void doStart() {
-        for (Target t : targets) schedule(t, interval);
+        List<CompletableFuture<Void>> first = new java.util.ArrayList<>();
+        for (Target t : targets) {
+            if (t.health().unconfirmed()) {
+                CompletableFuture<Void> done = new CompletableFuture<>();
+                first.add(done);
+                schedule(t, Duration.ZERO, done);
+            } else {
+                schedule(t, interval, null);
+            }
+        }
+        startProbes = CompletableFuture.allOf(first.toArray(CompletableFuture[]::new));
+    }
+
+    /** Completes when the probes made at start (of restored Degraded or Down states) have answered or failed. */
+    public CompletableFuture<Void> startProbes() {
+        return startProbes;
     }
 
     @Override
     protected void doStop() {
-        scheduled.values().forEach(f -> f.cancel(false));
+        scheduled.values().forEach(Scheduler.Task::cancel);
         scheduled.clear();
     }
 
-    private void schedule(Target t, Duration delay) {
+    /** @param probed completed after this probe, or null */
+    private void schedule(Target t, Duration delay, CompletableFuture<Void> probed) {
         if (!isRunning() && !isStarting()) return;
-        scheduled.put(t.upstream(), timer.get().schedule(() -> {
+        scheduled.put(t.upstream(), timer.schedule(() -> executor.execute(() -> {
             try {
-                probe(t).whenComplete((ok, failure) -> schedule(t, t.health().nextProbeIn(interval)));
+                probe(t).whenComplete((ok, failure) -> {
+                    if (probed != null) probed.complete(null);
+                    schedule(t, t.health().nextProbeIn(interval), null);
+                });
             } catch (RuntimeException e) {
                 LOG.warn("probe of {} could not start: {}", t.upstream(), e.toString());
-                schedule(t, t.health().nextProbeIn(interval));
+                if (probed != null) probed.complete(null);
+                schedule(t, t.health().nextProbeIn(interval), null);
             }
-        }, delay.toMillis(), TimeUnit.MILLISECONDS));
+        }), delay.toMillis(), TimeUnit.MILLISECONDS));
     }
 
     /** Probes every upstream once, now; completes when all have answered or failed. */
@@ -93,6 +125,10 @@ public final class ProbeScheduler extends AbstractLifeCycle {
             client.request(t.upstream(), method, t.upstream().resolve("nix-cache-info"), MAX_BYTES, timeout, new FutureCallback<Fetched>() {
                 @Override
                 public void completed(Fetched answer) {
+                    executor.execute(() -> answered(answer));
+                }
+
+                private void answered(Fetched answer) {
                     int status = answer.status();
                     if (method.equals("HEAD") && (status == 405 || status == 501)) {
                         headRefused.put(t.upstream(), Boolean.TRUE);
@@ -109,8 +145,10 @@ public final class ProbeScheduler extends AbstractLifeCycle {
 
                 @Override
                 public void failed(Exception ex) {
-                    t.health().probeFailed();
-                    finish(t, before, ex.toString(), done);
+                    executor.execute(() -> {
+                        t.health().probeFailed();
+                        finish(t, before, ex.toString(), done);
+                    });
                 }
 
                 @Override

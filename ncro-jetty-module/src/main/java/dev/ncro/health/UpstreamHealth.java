@@ -8,7 +8,11 @@ import org.eclipse.jetty.util.annotation.ManagedObject;
 /**
  * One upstream's health: an exponential moving average of its answer latency (probes and
  * races alike; the first sample is taken as is), its consecutive probe failures, its state,
- * and a short cooldown after a transient network error in a race.
+ * and a short cooldown after a transient failure (a network error in a race, a NAR that failed).
+ *
+ * <p>A state restored from the database ({@link #seed}) is only a hint until a probe of this
+ * run confirms it: {@link #confirmedDown()} is false until then, so a restored Down never
+ * turns a lookup into a 404. Any HTTP answer ends a cooldown: the upstream is back.
  *
  * <p>State machine: {@link UpstreamState#ACTIVE}; {@link UpstreamState#DEGRADED} after
  * {@value #DEGRADED_AFTER} consecutive failures; {@link UpstreamState#DOWN} after
@@ -32,6 +36,8 @@ public final class UpstreamHealth {
     private UpstreamState state = UpstreamState.ACTIVE;
     private long lastProbeAt;
     private long cooldownUntil;
+    /** True from {@link #seed} until the first probe of this run. */
+    private boolean restored;
 
     public UpstreamHealth(String upstream, double alpha, InstantSource clock) {
         this.upstream = upstream;
@@ -45,6 +51,7 @@ public final class UpstreamHealth {
         consecutiveFailures = s.consecutiveFailures();
         state = s.state();
         lastProbeAt = s.lastProbeAt();
+        restored = true;
     }
 
     /** A latency sample from an answer (any HTTP answer: a 404 is a healthy upstream too). */
@@ -59,10 +66,12 @@ public final class UpstreamHealth {
         consecutiveFailures = 0;
         state = UpstreamState.ACTIVE;
         cooldownUntil = 0;
+        restored = false;
     }
 
     public synchronized void probeFailed() {
         lastProbeAt = clock.millis();
+        restored = false;
         consecutiveFailures++;
         if (consecutiveFailures >= DOWN_AFTER) {
             state = UpstreamState.DOWN;
@@ -71,14 +80,44 @@ public final class UpstreamHealth {
         }
     }
 
-    /** A transient network error in a race: leave this upstream out of races for a while. */
+    /**
+     * A transient failure (no answer in a race, a NAR that failed): prefer the others for a
+     * while. A cooling upstream is still asked when nobody else has a path.
+     */
     public synchronized void cooldown(Duration d) {
         cooldownUntil = Math.max(cooldownUntil, clock.millis() + d.toMillis());
     }
 
-    /** Whether races should ask this upstream now. */
+    /** It answered (any HTTP status): whatever failed before has passed. */
+    public synchronized void answered() {
+        cooldownUntil = 0;
+    }
+
+    /** Whether races should ask this upstream first: not Down, not cooling down. */
     public synchronized boolean raceable() {
-        return state != UpstreamState.DOWN && clock.millis() >= cooldownUntil;
+        return state != UpstreamState.DOWN && !coolingNow();
+    }
+
+    /** Whether a recent failure asks for the others to be preferred. */
+    public synchronized boolean cooling() {
+        return coolingNow();
+    }
+
+    private boolean coolingNow() {
+        return clock.millis() < cooldownUntil;
+    }
+
+    /** A Degraded or Down state restored from the database that no probe of this run has confirmed. */
+    public synchronized boolean unconfirmed() {
+        return restored && state != UpstreamState.ACTIVE;
+    }
+
+    /**
+     * Down as confirmed by a probe of this run: only then may it count as not having a path.
+     * A Down state restored from the database is not confirmed until probed again.
+     */
+    public synchronized boolean confirmedDown() {
+        return state == UpstreamState.DOWN && !restored;
     }
 
     /** When the next probe is due after the one just made. */

@@ -1,6 +1,7 @@
 package dev.ncro.metrics;
 
 import io.prometheus.metrics.core.metrics.Counter;
+import io.prometheus.metrics.core.metrics.CounterWithCallback;
 import io.prometheus.metrics.core.metrics.Gauge;
 import io.prometheus.metrics.core.metrics.GaugeWithCallback;
 import io.prometheus.metrics.core.metrics.Histogram;
@@ -49,11 +50,23 @@ public final class NcroMetrics {
     public final Counter narBytes = Counter.builder().name("ncro_nar_streamed")
             .help("NAR body bytes streamed from upstreams to clients").unit(io.prometheus.metrics.model.snapshots.Unit.BYTES)
             .register(registry);
+    public final Counter narFailovers = Counter.builder().name("ncro_nar_failovers")
+            .help("NAR requests moved on to another upstream after a failure or a not-found").register(registry);
+    public final Counter narUpstreamFailures = Counter.builder().name("ncro_nar_upstream_failures")
+            .help("NAR attempts that failed, by upstream and phase (first_byte, before_head, mid_body, truncated)")
+            .labelNames("upstream", "phase").register(registry);
     public final Gauge narStreamsInFlight = Gauge.builder().name("ncro_nar_streams_in_flight")
             .help("NAR streams currently open").register(registry);
 
     /** Gauges read at scrape time from the engine's state. */
-    public void registerCallbacks(DoubleSupplier routeEntries, Supplier<Map<String, Double>> upstreamStates) {
+    public void registerCallbacks(DoubleSupplier routeEntries, Supplier<Map<String, Double>> upstreamStates,
+            DoubleSupplier streamsQueued, DoubleSupplier droppedRouteWrites) {
+        GaugeWithCallback.builder().name("ncro_nar_streams_queued")
+                .help("NAR requests waiting for a per_upstream_max_streams slot")
+                .callback(cb -> cb.call(streamsQueued.getAsDouble())).register(registry);
+        CounterWithCallback.builder().name("ncro_route_writes_dropped")
+                .help("route writes dropped because the database writer fell behind")
+                .callback(cb -> cb.call(droppedRouteWrites.getAsDouble())).register(registry);
         GaugeWithCallback.builder().name("ncro_route_entries").help("routes remembered")
                 .callback(cb -> cb.call(routeEntries.getAsDouble())).register(registry);
         GaugeWithCallback.builder().name("ncro_upstream_state")

@@ -111,20 +111,45 @@ class HealthTest {
     }
 
     @Test
-    void upstreamCoolingDownAfterAFailure_isNotAskedButAMissIsThen502_not404() throws Exception {
-        String h = hash(63);
+    void upstreamCoolingDownAfterAFailure_isAskedLast_soAMissIs404AsSoonAsItAnswersAgain() throws Exception {
+        String onlyB = hash(66);
+        b.put("/" + onlyB + ".narinfo", narinfo(onlyB, "b", "nar/x40qravmfzwnc5i5l6210xmpb4d2vhkc5vkjqr89raf00b0x3ig0.nar", 3));
         b.refuseConnections();
         ncro = start("5s");
-        assertEquals(502, ncro.get("/" + h + ".narinfo").statusCode()); // refused: b cools down
-        b.resume();
+        HttpResponse<byte[]> refused = ncro.get("/" + hash(63) + ".narinfo");
+        assertEquals(502, refused.statusCode(), "b failed, so it may have it: " + new String(refused.body()));
+        assertEquals(502, ncro.get("/" + hash(63) + ".narinfo").statusCode(), "still refusing while cooling: still 502");
+        b.resume(); // back within the cooldown
 
-        HttpResponse<byte[]> during = ncro.get("/" + hash(64) + ".narinfo");
+        HttpResponse<byte[]> miss = ncro.get("/" + hash(64) + ".narinfo");
+        HttpResponse<byte[]> hit = ncro.get("/" + onlyB + ".narinfo");
 
-        assertEquals(502, during.statusCode(), "b may have it: no 404 while it was skipped");
-        assertEquals(0, b.count("/" + hash(64) + ".narinfo"));
-        clock.advance(Duration.ofSeconds(16));
-        assertEquals(404, ncro.get("/" + hash(64) + ".narinfo").statusCode(), "after the cooldown b is asked again");
+        assertEquals(404, miss.statusCode(), "the cooling upstream is asked last and says not-found: " + new String(miss.body()));
         assertEquals(1, b.count("/" + hash(64) + ".narinfo"));
+        assertEquals(200, hit.statusCode(), "a path only the cooling upstream has is still served");
+    }
+
+    @Test
+    void restoredDownState_isNotTrustedBeforeAProbeOfThisRun_soItsPathsAreNot404() throws Exception {
+        String onlyB = hash(67);
+        ncro = start("5s");
+        b.refuseConnections();
+        probe(10);
+        assertEquals("down", upstream(health(), b).get("state").asText());
+        ncro.close();
+        b.resume();
+        b.put("/" + onlyB + ".narinfo", narinfo(onlyB, "b", "nar/x40qravmfzwnc5i5l6210xmpb4d2vhkc5vkjqr89raf00b0x3ig0.nar", 3));
+        b.hang("/nix-cache-info"); // the probe at start never answers: the restored Down stays unconfirmed
+
+        ncro = start("5s");
+        HttpResponse<byte[]> hit = ncro.get("/" + onlyB + ".narinfo");
+        HttpResponse<byte[]> miss = ncro.get("/" + hash(68) + ".narinfo");
+
+        assertEquals("down", upstream(health(), b).get("state").asText(), "restored, not yet re-probed");
+        assertEquals(200, hit.statusCode(), "b is asked though its restored state says down: " + new String(hit.body()));
+        assertEquals(404, miss.statusCode(), "b answered not-found");
+        assertEquals(1, b.count("/" + hash(68) + ".narinfo"));
+        assertTrue(b.count("/nix-cache-info") >= 1, "the restored Down state was re-probed at start");
     }
 
     @Test
@@ -149,11 +174,12 @@ class HealthTest {
         probe(1); // a's EMA too
         ncro.close();
 
-        ncro = start("5s"); // same database; no probe has run yet in this instance
+        ncro = start("5s"); // same database
+        ncro.engine.probes().startProbes().get(); // a restored Down is re-probed at once
         JsonNode seeded = health();
 
         assertEquals("down", upstream(seeded, b).get("state").asText());
-        assertEquals(11, upstream(seeded, b).get("consecutive_failures").asInt());
+        assertEquals(12, upstream(seeded, b).get("consecutive_failures").asInt(), "11 restored, 1 at start");
         assertTrue(upstream(seeded, a).get("ema_latency_ms").isNumber());
         b.resume();
     }

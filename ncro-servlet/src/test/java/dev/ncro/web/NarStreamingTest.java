@@ -64,14 +64,21 @@ class NarStreamingTest extends TwoUpstreams {
     }
 
     @Test
-    void pinnedUpstreamFailing_is502_andNoOtherCacheIsAsked() throws Exception {
-        String h = twoCachesWithDifferentNars("nar/gmdy400b81dlpdzbvw55q0bxipyp2psfzy574v61allp1chbbxg0.nar");
-        a.status("/nar/gmdy400b81dlpdzbvw55q0bxipyp2psfzy574v61allp1chbbxg0.nar", 503);
+    void pinnedUpstreamFailing_isPassedOver_andTheSameUrlIsServedByTheOther_thenTriedLast() throws Exception {
+        String nar = "/nar/gmdy400b81dlpdzbvw55q0bxipyp2psfzy574v61allp1chbbxg0.nar";
+        String h = twoCachesWithDifferentNars(nar.substring(1));
+        a.status(nar, 503);
         ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10));
         ncro.get("/" + h + ".narinfo");
 
-        assertEquals(502, ncro.get("/nar/gmdy400b81dlpdzbvw55q0bxipyp2psfzy574v61allp1chbbxg0.nar").statusCode());
-        assertEquals(0, b.count("/nar/gmdy400b81dlpdzbvw55q0bxipyp2psfzy574v61allp1chbbxg0.nar"));
+        HttpResponse<byte[]> first = ncro.get(nar);
+        HttpResponse<byte[]> retry = ncro.get(nar);
+
+        assertEquals(200, first.statusCode());
+        assertEquals("B-bytes", new String(first.body(), StandardCharsets.UTF_8));
+        assertEquals(200, retry.statusCode());
+        assertEquals(1, a.count(nar), "the pinned upstream was tried first once, then passed over");
+        assertEquals(2, b.count(nar));
     }
 
     @Test

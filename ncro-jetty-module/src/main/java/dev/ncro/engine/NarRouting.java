@@ -1,0 +1,74 @@
+package dev.ncro.engine;
+
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
+import dev.ncro.config.Defaults;
+import dev.ncro.health.UpstreamHealth;
+import dev.ncro.upstream.Upstream;
+import java.time.Duration;
+import java.time.InstantSource;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+import java.util.function.Supplier;
+
+/**
+ * The order in which a NAR request tries upstreams. First the upstream whose narinfo named
+ * the URL (the bytes the client expects: the same path may be compressed differently
+ * elsewhere), unless it is Down, cooling down after a failure, or has just failed this very
+ * NAR; then every other usable upstream in preference order (the same relative URL: caches
+ * name NARs by content, and Nix checks the NarHash, so a wrong guess costs a retry, never a
+ * corrupt store); last, the ones passed over, so that a NAR somebody can serve is never
+ * refused.
+ *
+ * <p>A NAR that failed on an upstream (no head in time, 5xx, reset before or during the body)
+ * is remembered for {@link Defaults#NAR_FAILURE_MEMORY}, so Nix's retry of it goes elsewhere
+ * first; that upstream also cools down, so other NARs prefer the others meanwhile.
+ */
+final class NarRouting {
+    private final Function<Upstream, UpstreamHealth> health;
+    private final Supplier<List<Upstream>> preference;
+    private final Duration cooldown;
+    private final Cache<String, Set<Upstream>> failedNars;
+
+    NarRouting(Function<Upstream, UpstreamHealth> health, Supplier<List<Upstream>> preference, Duration cooldown,
+            InstantSource clock) {
+        this.health = health;
+        this.preference = preference;
+        this.cooldown = cooldown;
+        this.failedNars = Caffeine.newBuilder()
+                .ticker(() -> TimeUnit.MILLISECONDS.toNanos(clock.millis()))
+                .expireAfterWrite(Defaults.NAR_FAILURE_MEMORY)
+                .maximumSize(10_000)
+                .build();
+    }
+
+    /** @param home the upstream whose narinfo named {@code target}, or null when unknown */
+    List<Upstream> candidates(String target, Upstream home) {
+        Set<Upstream> failed = failedNars.getIfPresent(target);
+        List<Upstream> order = preference.get();
+        List<Upstream> first = new ArrayList<>(order.size());
+        List<Upstream> last = new ArrayList<>(order.size());
+        if (home != null) (usable(home, failed) ? first : last).add(home);
+        for (Upstream u : order) {
+            if (u.equals(home)) continue;
+            (usable(u, failed) ? first : last).add(u);
+        }
+        first.addAll(last);
+        return first;
+    }
+
+    private boolean usable(Upstream u, Set<Upstream> failed) {
+        return health.apply(u).raceable() && (failed == null || !failed.contains(u));
+    }
+
+    /** {@code upstream} failed to serve {@code target}: try it last for a while. */
+    void failed(String target, Upstream upstream) {
+        failedNars.asMap().computeIfAbsent(target, t -> ConcurrentHashMap.newKeySet()).add(upstream);
+        health.apply(upstream).cooldown(cooldown);
+    }
+}

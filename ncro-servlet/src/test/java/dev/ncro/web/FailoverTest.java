@@ -1,0 +1,324 @@
+package dev.ncro.web;
+
+import static dev.ncro.testing.Narinfos.hash;
+import static dev.ncro.testing.Narinfos.narinfo;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A sick upstream never fails a request another upstream can serve: NAR fail-over before the
+ * response starts (5xx, no head in time, reset), the retry after a mid-body failure going
+ * elsewhere, truncated bodies never ending cleanly, logins whose 403 is a failure, and the
+ * race's own timing rules. Real upstreams scripted to fail; the real client.
+ */
+class FailoverTest extends TwoUpstreams {
+    private static final String NAR = "nar/0gbwkc5z7q8zq0zx6nkd5dmfa3fg8kcbswwkjhzqqkf4bz0cr1p3.nar";
+
+    /** a (preferred, pinned) and b both hold the narinfo and the same NAR URL with different bytes. */
+    private String bothHold(byte[] aBytes, byte[] bBytes) {
+        String h = hash(90);
+        a.put("/" + h + ".narinfo", narinfo(h, "f", NAR, aBytes.length)).put("/" + NAR, aBytes);
+        b.delay(Duration.ofMillis(100)).put("/" + h + ".narinfo", narinfo(h, "f", NAR, bBytes.length)).put("/" + NAR, bBytes);
+        return h;
+    }
+
+    private static String config(String server, Object... urlAndPriority) {
+        return "server:\n" + server.indent(2) + NcroUnderTest.config(null, urlAndPriority);
+    }
+
+    @Test
+    void pinnedUpstreamWithNoHeadWithinFirstByte_isLeftForTheNext_andLaterNarsSkipIt() throws Exception {
+        String h = bothHold(bytes(1000, 'a'), bytes(1000, 'b'));
+        a.hang("/" + NAR);
+        ncro = NcroUnderTest.start(config("first_byte_timeout: 300ms\nwrite_timeout: 300s", a.uri(), 10, b.uri(), 10));
+        assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+
+        long t0 = System.nanoTime();
+        HttpResponse<byte[]> first = ncro.get("/" + NAR);
+        long firstMs = (System.nanoTime() - t0) / 1_000_000;
+        HttpResponse<byte[]> second = ncro.get("/" + NAR);
+
+        assertEquals(200, first.statusCode());
+        assertEquals('b', first.body()[0], "served by b, at the same URL");
+        assertTrue(firstMs < 10_000, "waited for the first-byte timeout, not the 300 s stall limit: " + firstMs + " ms");
+        assertEquals(200, second.statusCode());
+        assertEquals(1, a.count("/" + NAR), "the retry went to b first");
+        assertEquals(2, b.count("/" + NAR));
+    }
+
+    @Test
+    void pinnedUpstreamAnswering500_failsOverBeforeTheResponseStarts() throws Exception {
+        String h = bothHold(bytes(10, 'a'), bytes(10, 'b'));
+        a.status("/" + NAR, 500);
+        ncro = NcroUnderTest.start(NcroUnderTest.config(null, a.uri(), 10, b.uri(), 10));
+        ncro.get("/" + h + ".narinfo");
+
+        HttpResponse<byte[]> r = ncro.get("/" + NAR);
+
+        assertEquals(200, r.statusCode());
+        assertEquals("bbbbbbbbbb", new String(r.body(), StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void resetMidBody_abortsTheClient_andTheRetryIsServedByAnotherUpstream() throws Exception {
+        String h = bothHold(bytes(400_000, 'a'), bytes(400_000, 'b'));
+        a.resetAfter("/" + NAR, 200_000);
+        ncro = NcroUnderTest.start(NcroUnderTest.config(null, a.uri(), 10, b.uri(), 10));
+        ncro.get("/" + h + ".narinfo");
+
+        assertThrows(IOException.class, () -> ncro.get("/" + NAR), "a truncated NAR never ends cleanly");
+        HttpResponse<byte[]> retry = ncro.get("/" + NAR);
+
+        assertEquals(200, retry.statusCode());
+        assertEquals(400_000, retry.body().length);
+        assertEquals('b', retry.body()[0]);
+        assertEquals(1, a.count("/" + NAR));
+    }
+
+    @Test
+    void everyUpstreamFailingANar_is502_never404() throws Exception {
+        String h = bothHold(bytes(10, 'a'), bytes(10, 'b'));
+        a.status("/" + NAR, 503);
+        b.status("/" + NAR, 500);
+        ncro = NcroUnderTest.start(NcroUnderTest.config(null, a.uri(), 10, b.uri(), 10));
+        ncro.get("/" + h + ".narinfo");
+
+        assertEquals(502, ncro.get("/" + NAR).statusCode());
+    }
+
+    @Test
+    void forbiddenFromAnUpstreamWithALogin_isAFailure_notANotFound() throws Exception {
+        String h = hash(91);
+        a.status("/" + h + ".narinfo", 403).status("/" + NAR, 403);
+        ncro = NcroUnderTest.start("upstreams:\n  - url: " + a.uri() + "\n    username: u\n    password: p\n"
+                + "  - url: " + b.uri() + "\n");
+
+        HttpResponse<byte[]> narinfo = ncro.get("/" + h + ".narinfo");
+        HttpResponse<byte[]> nar = ncro.get("/" + NAR);
+
+        assertEquals(502, narinfo.statusCode(), "expired credentials must not hide the path: " + body(narinfo));
+        assertEquals(502, nar.statusCode(), body(nar));
+    }
+
+    @Test
+    void forbiddenFromAnUpstreamWithoutALogin_isNotFound_asNixReadsIt() throws Exception {
+        String h = hash(92);
+        a.status("/" + h + ".narinfo", 403);
+        ncro = NcroUnderTest.start(NcroUnderTest.config(null, a.uri(), 10, b.uri(), 10));
+
+        assertEquals(404, ncro.get("/" + h + ".narinfo").statusCode());
+    }
+
+    @Test
+    void raceLosers_areNotCancelled_theirAnswerStillSamplesLatency() throws Exception {
+        String h = hash(93);
+        a.put("/" + h + ".narinfo", narinfo(h, "l", NAR, 1));
+        b.delay(Duration.ofMillis(150)).put("/" + h + ".narinfo", narinfo(h, "l", NAR, 1));
+        ncro = NcroUnderTest.start(NcroUnderTest.config(null, a.uri(), 10, b.uri(), 10)
+                + "health:\n  probe_interval: 1h\n");
+
+        assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+        JsonNode bHealth = awaitLatencySample(b);
+
+        assertTrue(bHealth.get("ema_latency_ms").asDouble() >= 100, "b's own answer time: " + bHealth);
+        assertEquals(1, b.count("/" + h + ".narinfo"));
+    }
+
+    /** The loser's answer arrives ~150 ms after the winner's: wait for that event, bounded. */
+    private JsonNode awaitLatencySample(dev.ncro.testing.FakeCache cache) throws Exception {
+        long until = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (true) {
+            JsonNode health = new ObjectMapper().readTree(ncro.get("/health").body());
+            for (JsonNode u : health.get("upstreams")) {
+                if (u.get("url").asText().equals(cache.uri().toString()) && u.get("ema_latency_ms").isNumber()) return u;
+            }
+            if (System.nanoTime() > until) throw new AssertionError("no latency sample for " + cache.uri() + ": " + health);
+            Thread.onSpinWait();
+        }
+    }
+
+    @Test
+    void raceDeadline_countsFromTheStartOfTheLookup_notFromWhenARaceSlotFreed() throws Exception {
+        a.hangAll(true);
+        ncro = NcroUnderTest.start(NcroUnderTest.config("race_deadline: 1s\nmass_query:\n  max_concurrent_races: 1",
+                a.uri(), 10));
+        CompletableFuture<HttpResponse<byte[]>> first = CompletableFuture.supplyAsync(() -> get("/" + hash(94) + ".narinfo"));
+        awaitRequests(a, 1); // the first race holds the only slot
+        long t0 = System.nanoTime();
+        HttpResponse<byte[]> second = ncro.get("/" + hash(95) + ".narinfo");
+        long secondMs = (System.nanoTime() - t0) / 1_000_000;
+
+        assertEquals(504, second.statusCode());
+        assertEquals(504, first.get().statusCode());
+        assertTrue(secondMs < 1_600, "the queued lookup answered at its own deadline, not after the first's: " + secondMs + " ms");
+    }
+
+    private HttpResponse<byte[]> get(String path) {
+        try {
+            return ncro.get(path);
+        } catch (IOException | InterruptedException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static void awaitRequests(dev.ncro.testing.FakeCache cache, int n) {
+        long until = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (cache.requests().size() < n) {
+            if (System.nanoTime() > until) throw new AssertionError("no request reached " + cache.uri());
+            Thread.onSpinWait();
+        }
+    }
+
+    @Test
+    void streamsPerUpstream_areCapped_andTheRestQueue() throws Exception {
+        String[] nars = new String[3];
+        for (int i = 0; i < 3; i++) {
+            nars[i] = "nar/" + hash(100 + i) + ".nar";
+            a.put("/" + nars[i], bytes(100, 'q'));
+        }
+        a.delay(Duration.ofMillis(300));
+        ncro = NcroUnderTest.start(NcroUnderTest.config(null, a.uri(), 10)
+                + "cache:\n  mass_query:\n    per_upstream_max_streams: 2\n");
+
+        CompletableFuture<?>[] all = new CompletableFuture<?>[3];
+        for (int i = 0; i < 3; i++) {
+            String path = "/" + nars[i];
+            all[i] = CompletableFuture.supplyAsync(() -> get(path));
+        }
+        CompletableFuture.allOf(all).get();
+
+        assertEquals(2, a.maxConcurrentRequests(), "never more than 2 NAR streams at once to one upstream");
+        for (CompletableFuture<?> f : all) assertEquals(200, ((HttpResponse<?>) f.get()).statusCode(), "the third queued, then ran");
+    }
+
+    // ---- length checks: a raw upstream that answers without Content-Length or chunking ----
+
+    @Test
+    void closeDelimitedBodyShorterThanTheNarinfosFileSize_isAborted() throws Exception {
+        try (RawUpstream raw = new RawUpstream(bytes(500, 'r'))) {
+            String h = hash(96);
+            ncro = NcroUnderTest.start(NcroUnderTest.config(null, raw.uri(), 10));
+            raw.narinfo = narinfo(h, "raw", NAR, 1000); // Compression: none, NarSize 1000
+            assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+
+            assertThrows(IOException.class, () -> ncro.get("/" + NAR), "500 of 1000 bytes must not end cleanly");
+        }
+    }
+
+    @Test
+    void closeDelimitedBodyOfTheNarinfosFileSize_endsCleanly() throws Exception {
+        try (RawUpstream raw = new RawUpstream(bytes(1000, 'r'))) {
+            String h = hash(97);
+            ncro = NcroUnderTest.start(NcroUnderTest.config(null, raw.uri(), 10));
+            raw.narinfo = narinfo(h, "raw", NAR, 1000);
+            assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+
+            HttpResponse<byte[]> r = ncro.get("/" + NAR);
+
+            assertEquals(200, r.statusCode());
+            assertEquals(1000, r.body().length);
+        }
+    }
+
+    @Test
+    void closeDelimitedBodyWithNothingToCheckItAgainst_isAborted() throws Exception {
+        try (RawUpstream raw = new RawUpstream(bytes(700, 'r'))) {
+            ncro = NcroUnderTest.start(NcroUnderTest.config(null, raw.uri(), 10));
+
+            assertThrows(IOException.class, () -> ncro.get("/" + NAR), "an unverifiable end is not a clean end");
+        }
+    }
+
+    private static byte[] bytes(int n, char c) {
+        byte[] b = new byte[n];
+        Arrays.fill(b, (byte) c);
+        return b;
+    }
+
+    private static String body(HttpResponse<byte[]> r) {
+        return new String(r.body(), StandardCharsets.UTF_8);
+    }
+
+    /**
+     * An HTTP/1.1 upstream on 127.0.0.1 that answers a narinfo normally and any NAR with a body
+     * delimited only by closing the connection (no Content-Length, no chunking), as some
+     * servers and misconfigured proxies do.
+     */
+    private static final class RawUpstream implements AutoCloseable {
+        private final ServerSocket server;
+        private final byte[] narBody;
+        private final AtomicInteger served = new AtomicInteger();
+        volatile String narinfo = "";
+
+        RawUpstream(byte[] narBody) throws IOException {
+            this.narBody = narBody;
+            this.server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+            Thread t = new Thread(this::serve, "raw-upstream");
+            t.setDaemon(true);
+            t.start();
+        }
+
+        java.net.URI uri() {
+            return java.net.URI.create("http://127.0.0.1:" + server.getLocalPort());
+        }
+
+        private void serve() {
+            while (!server.isClosed()) {
+                try (Socket s = server.accept()) {
+                    String head = readHead(s.getInputStream());
+                    String path = head.split(" ")[1];
+                    OutputStream out = s.getOutputStream();
+                    if (path.endsWith(".narinfo")) {
+                        byte[] body = narinfo.getBytes(StandardCharsets.UTF_8);
+                        out.write(("HTTP/1.1 200 OK\r\nContent-Length: " + body.length + "\r\nConnection: close\r\n\r\n")
+                                .getBytes(StandardCharsets.UTF_8));
+                        out.write(body);
+                    } else if (path.startsWith("/nar/")) {
+                        out.write("HTTP/1.1 200 OK\r\nContent-Type: application/x-nix-nar\r\nConnection: close\r\n\r\n"
+                                .getBytes(StandardCharsets.UTF_8));
+                        out.write(narBody);
+                        served.incrementAndGet();
+                    } else {
+                        out.write("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                                .getBytes(StandardCharsets.UTF_8));
+                    }
+                    out.flush();
+                } catch (IOException e) {
+                    // closed, or the peer went away
+                }
+            }
+        }
+
+        private static String readHead(InputStream in) throws IOException {
+            StringBuilder sb = new StringBuilder();
+            int c;
+            while ((c = in.read()) >= 0) {
+                sb.append((char) c);
+                if (sb.length() >= 4 && sb.substring(sb.length() - 4).equals("\r\n\r\n")) break;
+            }
+            return sb.toString();
+        }
+
+        @Override
+        public void close() throws IOException {
+            server.close();
+        }
+    }
+}
