@@ -39,7 +39,14 @@ public final class NcroFilter extends HttpFilter {
      * (nix-serve-ng). Hashes in nix32 or lowercase hex. Nothing else is ever sent upstream.
      */
     static final Pattern NAR = Pattern.compile("/nar/[0-9a-z]{32,64}(?:-[0-9a-z]{32,64})?\\.nar(?:\\.[a-z0-9]{1,6})?");
-    static final Pattern NAR_QUERY = Pattern.compile("[a-z]{1,16}=[0-9a-z]{1,64}(?:&[a-z]{1,16}=[0-9a-z]{1,64}){0,3}");
+    /**
+     * A NAR URL's query, forwarded byte for byte: up to four {@code key=value} pairs, values of
+     * unreserved characters or percent-encoded octets (a cache may name a NAR by an encoded
+     * hash or token). Nothing here can leave the query: no raw {@code /?#} or spaces.
+     */
+    static final Pattern NAR_QUERY = Pattern.compile(
+            "[a-z][a-z0-9_]{0,15}=(?:[A-Za-z0-9._~-]|%[0-9A-Fa-f]{2}){1,128}"
+            + "(?:&[a-z][a-z0-9_]{0,15}=(?:[A-Za-z0-9._~-]|%[0-9A-Fa-f]{2}){1,128}){0,3}");
 
     /** Safety net only: the engine answers within its race deadline. */
     private static final long NARINFO_ASYNC_TIMEOUT_MS = 120_000;

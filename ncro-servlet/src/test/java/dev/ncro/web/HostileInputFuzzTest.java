@@ -32,7 +32,8 @@ class HostileInputFuzzTest extends TwoUpstreams {
     private static final Pattern ALLOWED_UPSTREAM = Pattern.compile(
             "/nix-cache-info|/[0-9abcdfghijklmnpqrsvwxyz]{32}\\.narinfo"
             + "|/nar/[0-9a-z]{32,64}(-[0-9a-z]{32,64})?\\.nar(\\.[a-z0-9]{1,6})?"
-            + "(\\?[a-z]{1,16}=[0-9a-z]{1,64}(&[a-z]{1,16}=[0-9a-z]{1,64}){0,3})?");
+            + "(\\?[a-z][a-z0-9_]{0,15}=([A-Za-z0-9._~-]|%[0-9A-Fa-f]{2}){1,128}"
+            + "(&[a-z][a-z0-9_]{0,15}=([A-Za-z0-9._~-]|%[0-9A-Fa-f]{2}){1,128}){0,3})?");
 
     private final Random random = new Random(Long.getLong("fuzz.seed", 20261123L));
 

@@ -115,6 +115,23 @@ class NarStreamingTest extends TwoUpstreams {
     }
 
     @Test
+    void percentEncodedQuery_isForwardedExactly_butAQueryThatCouldLeaveItsPlaceIs400() throws Exception {
+        String path = "nar/yssk7zb7vqw332qd1lczlpy2pad1ssfd75w52gswsr43470kbym0.nar";
+        a.put("/" + path, bytes("nar"));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+
+        HttpResponse<byte[]> encoded = ncro.get("/" + path + "?token=Ab%2Bc%3D%3D&hash=x_y.z");
+        HttpResponse<byte[]> slash = ncro.get("/" + path + "?x=a/b");
+        HttpResponse<byte[]> semicolon = ncro.get("/" + path + "?x=a;b");
+
+        assertEquals(200, encoded.statusCode());
+        assertEquals("/" + path + "?token=Ab%2Bc%3D%3D&hash=x_y.z", a.requests().get(0).target());
+        assertEquals(400, slash.statusCode());
+        assertEquals(400, semicolon.statusCode());
+        assertEquals(1, a.requests().size(), "nothing malformed reached the upstream");
+    }
+
+    @Test
     void range_isForwarded_andAnswered206WithContentRange() throws Exception {
         byte[] nar = new byte[1000];
         for (int i = 0; i < nar.length; i++) nar[i] = (byte) i;
