@@ -48,6 +48,11 @@ final class AsyncLimiter {
         executor.execute(next);
     }
 
+    /** Takes a task that is still waiting out of the queue; false when it already has a permit. */
+    synchronized boolean withdraw(Runnable task) {
+        return waiting.removeFirstOccurrence(task);
+    }
+
     synchronized int queued() {
         return waiting.size();
     }

@@ -139,7 +139,14 @@ final class NarExchange implements NarStream {
         Attempt attempt = new Attempt(candidates.get(next++));
         current = attempt;
         AsyncLimiter gate = streamGates.apply(attempt.upstream);
-        gate.run(() -> attempt.launch(gate));
+        Runnable launch = () -> attempt.launch(gate);
+        gate.run(launch);
+        if (!attempt.launched() && next < candidates.size()) {
+            // every stream slot of this upstream is taken: wait for one at most as long as
+            // for a first byte, then let the next candidate serve (busy is not sick: no cooldown)
+            scheduler.schedule(() -> executor.execute(() -> attempt.busy(gate, launch)),
+                    attempt.upstream.firstByteTimeout().toNanos(), TimeUnit.NANOSECONDS);
+        }
     }
 
     /** Ends the stream with a failure for the handler; see {@link NarHandler#onFailure}. */
@@ -181,6 +188,7 @@ final class NarExchange implements NarStream {
         private UpstreamStream stream;
         private boolean abandoned;
         private Scheduler.Task firstByte;
+        private volatile boolean launched;
         // I/O thread of this attempt only
         private String failure;
         private boolean notFound;
@@ -197,6 +205,7 @@ final class NarExchange implements NarStream {
         void launch(AsyncLimiter gate) {
             this.gate = gate;
             gateHeld.set(true);
+            launched = true;
             if (cancelled || current != this) {
                 releaseGate();
                 return;
@@ -221,6 +230,20 @@ final class NarExchange implements NarStream {
                 if (!drop) stream = s;
             }
             if (drop || cancelled) s.cancel();
+        }
+
+        boolean launched() {
+            return launched;
+        }
+
+        /** Still queued for a stream slot after the first-byte timeout: the next candidate's turn. */
+        void busy(AsyncLimiter gate, Runnable launch) {
+            if (!gate.withdraw(launch) || !state.compareAndSet(WAITING, PASSED)) return;
+            synchronized (failures) {
+                failures.add(upstream + ": every stream slot busy for " + Durations.format(upstream.firstByteTimeout()));
+            }
+            metrics.narUpstreamFailures.labelValues(upstream.name(), "busy").inc();
+            tryNext();
         }
 
         void release(int n) {

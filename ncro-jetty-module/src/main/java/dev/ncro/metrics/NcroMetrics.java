@@ -53,7 +53,7 @@ public final class NcroMetrics {
     public final Counter narFailovers = Counter.builder().name("ncro_nar_failovers")
             .help("NAR requests moved on to another upstream after a failure or a not-found").register(registry);
     public final Counter narUpstreamFailures = Counter.builder().name("ncro_nar_upstream_failures")
-            .help("NAR attempts that failed, by upstream and phase (first_byte, before_head, mid_body, truncated)")
+            .help("NAR attempts that failed, by upstream and phase (first_byte, before_head, mid_body, truncated, busy)")
             .labelNames("upstream", "phase").register(registry);
     public final Gauge narStreamsInFlight = Gauge.builder().name("ncro_nar_streams_in_flight")
             .help("NAR streams currently open").register(registry);

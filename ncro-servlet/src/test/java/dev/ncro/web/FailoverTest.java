@@ -208,6 +208,27 @@ class FailoverTest extends TwoUpstreams {
         for (CompletableFuture<?> f : all) assertEquals(200, ((HttpResponse<?>) f.get()).statusCode(), "the third queued, then ran");
     }
 
+    @Test
+    void narWaitingForABusyUpstreamsStreamSlot_movesToTheNextAfterTheFirstByteTimeout() throws Exception {
+        String big = "nar/" + hash(110) + ".nar";
+        String small = "nar/" + hash(111) + ".nar";
+        a.putGenerated("/" + big, 256L << 20).put("/" + small, bytes(100, 'a'));
+        b.put("/" + small, bytes(100, 'b'));
+        ncro = NcroUnderTest.start(config("first_byte_timeout: 500ms", a.uri(), 10, b.uri(), 20)
+                + "cache:\n  mass_query:\n    per_upstream_max_streams: 1\n");
+        // a client that stops reading holds a's only stream slot (backpressure keeps it open)
+        HttpResponse<java.io.InputStream> stalled = ncro.http.send(java.net.http.HttpRequest.newBuilder(ncro.uri("/" + big)).build(),
+                HttpResponse.BodyHandlers.ofInputStream());
+        assertEquals(200, stalled.statusCode());
+
+        HttpResponse<byte[]> r = ncro.get("/" + small);
+
+        assertEquals(200, r.statusCode());
+        assertEquals('b', r.body()[0], "served by b while a was busy");
+        assertEquals(0, a.count("/" + small), "a was never asked: its slot stayed taken");
+        stalled.body().close();
+    }
+
     // ---- length checks: a raw upstream that answers without Content-Length or chunking ----
 
     @Test
