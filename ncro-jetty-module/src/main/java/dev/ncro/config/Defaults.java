@@ -44,6 +44,13 @@ public final class Defaults {
     public static final long MEMORY_BUDGET = 64L * 1024 * 1024;
     /** Bytes of route writes that may wait for the SQLite writer; beyond it writes are dropped (counted, logged). */
     public static final long WRITE_QUEUE_MAX_BYTES = 16L * 1024 * 1024;
+    /**
+     * A cooling upstream asked as the last resort of a narinfo miss must answer within this,
+     * or {@link #LAST_RESORT_EMA_FACTOR} times its latency EMA if that is longer (and within
+     * the race deadline): a frozen upstream must not cost every miss the whole deadline.
+     */
+    public static final Duration LAST_RESORT_TIMEOUT = Duration.ofSeconds(1);
+    public static final double LAST_RESORT_EMA_FACTOR = 4;
     /** How long a NAR that failed mid-body on an upstream is first tried elsewhere. */
     public static final Duration NAR_FAILURE_MEMORY = Duration.ofMinutes(10);
 

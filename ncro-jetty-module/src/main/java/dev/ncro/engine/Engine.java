@@ -7,6 +7,7 @@ import dev.ncro.api.NarRequest;
 import dev.ncro.api.NarStream;
 import dev.ncro.api.NarinfoAnswer;
 import dev.ncro.api.NcroService;
+import dev.ncro.config.Defaults;
 import dev.ncro.config.NcroConfig;
 import dev.ncro.health.Ordering;
 import dev.ncro.health.ProbeScheduler;
@@ -19,6 +20,7 @@ import dev.ncro.upstream.Upstream;
 import dev.ncro.upstream.UpstreamClient;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.time.Instant;
 import java.time.InstantSource;
 import java.util.ArrayList;
@@ -265,9 +267,10 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         race.armDeadline(scheduler);
         races.run(() -> {
             race.result().whenComplete((a, f) -> races.release());
-            List<List<Upstream>> stages = stages();
+            List<Upstream> lastResort = new ArrayList<>();
+            List<List<Upstream>> stages = stages(lastResort);
             everyoneAsked.set(stages.stream().mapToInt(List::size).sum() == byBase.size());
-            race.begin(stages);
+            race.begin(stages, !lastResort.isEmpty());
         });
     }
 
@@ -278,9 +281,8 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
      * have the path. Only upstreams confirmed Down in this run are left out (they count as not
      * having it). If that leaves nothing, every upstream is tried rather than failing blind.
      */
-    private List<List<Upstream>> stages() {
+    private List<List<Upstream>> stages(List<Upstream> lastResort) {
         List<List<Upstream>> now = new ArrayList<>(tiers.size() + 1);
-        List<Upstream> lastResort = new ArrayList<>();
         for (List<Upstream> tier : tiers) {
             List<Upstream> members = new ArrayList<>();
             for (Upstream u : Ordering.byLatency(tier, x -> health.get(x).emaMs(), Upstream::priority)) {
@@ -291,7 +293,11 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             if (!members.isEmpty()) now.add(members);
         }
         if (!lastResort.isEmpty()) now.add(lastResort);
-        return now.isEmpty() ? tiers : now;
+        if (now.isEmpty()) {
+            lastResort.clear();
+            return tiers;
+        }
+        return now;
     }
 
     /** An answer from the route store, or null when the store knows nothing usable. */
@@ -348,6 +354,13 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         @Override
         public boolean hasLogin(Upstream upstream) {
             return withLogin.contains(upstream);
+        }
+
+        @Override
+        public Duration lastResortTimeout(Upstream upstream) {
+            double ema = health.get(upstream).emaMs();
+            long ms = Double.isNaN(ema) ? 0 : Math.round(ema * Defaults.LAST_RESORT_EMA_FACTOR);
+            return Duration.ofMillis(Math.max(Defaults.LAST_RESORT_TIMEOUT.toMillis(), ms));
         }
 
         @Override

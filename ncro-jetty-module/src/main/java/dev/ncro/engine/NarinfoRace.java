@@ -63,6 +63,9 @@ final class NarinfoRace {
 
         /** Whether a 403 from this upstream is a failure (it has a login) rather than "not here". */
         boolean hasLogin(Upstream upstream);
+
+        /** How long a last-resort request to this (cooling) upstream may take. */
+        Duration lastResortTimeout(Upstream upstream);
     }
 
     private static final Logger LOG = LoggerFactory.getLogger(NarinfoRace.class);
@@ -80,6 +83,7 @@ final class NarinfoRace {
 
     // guarded by this
     private List<List<Upstream>> stages = List.of();
+    private boolean lastResort;
     private int stage = -1;
     private int pending;
     private final List<String> failures = new ArrayList<>();
@@ -116,9 +120,10 @@ final class NarinfoRace {
      * Starts asking: {@code stages} in order, each a non-empty list of upstreams asked at once.
      * A race whose deadline passed while it waited to begin does nothing.
      */
-    void begin(List<List<Upstream>> stages) {
+    void begin(List<List<Upstream>> stages, boolean endsWithLastResort) {
         synchronized (this) {
             this.stages = stages;
+            this.lastResort = endsWithLastResort;
         }
         advance();
     }
@@ -126,8 +131,10 @@ final class NarinfoRace {
     /** Starts the next stage, or answers when none is left. */
     private void advance() {
         List<Upstream> members;
+        boolean shortLeash;
         synchronized (this) {
             if (finished.get()) return;
+            shortLeash = lastResort && stage + 1 == stages.size() - 1;
             if (++stage < stages.size()) {
                 members = stages.get(stage);
                 pending = members.size();
@@ -142,21 +149,27 @@ final class NarinfoRace {
         }
         for (Upstream upstream : members) {
             AsyncLimiter gate = gates.apply(upstream);
-            gate.run(() -> launch(upstream, gate));
+            gate.run(() -> launch(upstream, gate, shortLeash));
         }
     }
 
     /** Sends one upstream's request once it holds a slot of that upstream's limit. */
-    private void launch(Upstream upstream, AsyncLimiter gate) {
+    private void launch(Upstream upstream, AsyncLimiter gate, boolean lastResortStage) {
         long remaining = deadlineAtNanos - System.nanoTime();
         if (finished.get() || remaining <= 0) {
             gate.release(); // the race ended while this request waited for a slot
             return;
         }
+        Duration timeout = upstream.answerWithin(Duration.ofNanos(remaining));
+        if (lastResortStage) {
+            // a cooling upstream gets a short leash: a frozen one must not cost every miss the deadline
+            Duration leash = observer.lastResortTimeout(upstream);
+            if (leash.compareTo(timeout) < 0) timeout = leash;
+        }
         long sentAt = System.nanoTime();
         try {
             client.fetch(upstream, upstream.resolve(hash + ".narinfo"), Defaults.NARINFO_MAX_BYTES,
-                    upstream.answerWithin(Duration.ofNanos(remaining)), new Outcome(upstream, gate, sentAt));
+                    timeout, new Outcome(upstream, gate, sentAt));
         } catch (RuntimeException e) {
             // the client refused the request (it is stopping): that upstream failed
             gate.release();

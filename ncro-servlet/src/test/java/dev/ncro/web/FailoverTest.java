@@ -155,6 +155,22 @@ class FailoverTest extends TwoUpstreams {
     }
 
     @Test
+    void frozenUpstreamCoolingDown_costsAMissOnlyTheLastResortLeash_notTheDeadline() throws Exception {
+        b.hangAll(true);
+        ncro = NcroUnderTest.start(NcroUnderTest.config("race_deadline: 3s", a.uri(), 10, b.uri(), 10)
+                + "health:\n  probe_interval: 1h\n");
+        assertEquals(504, ncro.get("/" + hash(112) + ".narinfo").statusCode(), "b silent at the deadline: it cools down");
+
+        long t0 = System.nanoTime();
+        HttpResponse<byte[]> miss = ncro.get("/" + hash(113) + ".narinfo");
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+
+        assertEquals(502, miss.statusCode(), "b was asked last and did not answer: it may have it, so no 404");
+        assertTrue(ms < 2_500, "a frozen cooling upstream costs the 1 s leash, not the 3 s deadline: " + ms + " ms");
+        assertEquals(1, b.count("/" + hash(113) + ".narinfo"), "asked, as a last resort");
+    }
+
+    @Test
     void raceDeadline_countsFromTheStartOfTheLookup_notFromWhenARaceSlotFreed() throws Exception {
         a.hangAll(true);
         ncro = NcroUnderTest.start(NcroUnderTest.config("race_deadline: 1s\nmass_query:\n  max_concurrent_races: 1",
