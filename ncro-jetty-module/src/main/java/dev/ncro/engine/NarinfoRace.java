@@ -69,6 +69,7 @@ final class NarinfoRace {
     }
 
     private static final Logger LOG = LoggerFactory.getLogger(NarinfoRace.class);
+    private static final Duration DEADLINE_GRACE = Duration.ofMillis(250);
 
     private final String hash;
     private final UpstreamClient client;
@@ -160,7 +161,8 @@ final class NarinfoRace {
             gate.release(); // the race ended while this request waited for a slot
             return;
         }
-        Duration timeout = upstream.answerWithin(Duration.ofNanos(remaining));
+        // the race's own deadline decides (504), not the client's timeout racing it (502)
+        Duration timeout = upstream.answerWithin(Duration.ofNanos(remaining).plus(DEADLINE_GRACE));
         if (lastResortStage) {
             // a cooling upstream gets a short leash: a frozen one must not cost every miss the deadline
             Duration leash = observer.lastResortTimeout(upstream);

@@ -134,6 +134,27 @@ public final class Narinfo {
     }
 
     /** The file URL, relative to the cache root unless it carries a scheme. */
+    /**
+     * The same narinfo bytes with only the {@code URL:} line's value replaced (line by line,
+     * every other byte kept: the URL is not part of the signed fingerprint).
+     */
+    public static byte[] withUrl(byte[] body, String url) {
+        String text = new String(body, StandardCharsets.UTF_8);
+        StringBuilder out = new StringBuilder(text.length() + url.length());
+        String[] lines = text.split("\n", -1);
+        boolean replaced = false;
+        for (int i = 0; i < lines.length; i++) {
+            if (i > 0) out.append('\n');
+            if (!replaced && lines[i].startsWith("URL: ")) {
+                out.append("URL: ").append(url);
+                replaced = true;
+            } else {
+                out.append(lines[i]);
+            }
+        }
+        return out.toString().getBytes(StandardCharsets.UTF_8);
+    }
+
     public String url() {
         return fields.get("URL");
     }

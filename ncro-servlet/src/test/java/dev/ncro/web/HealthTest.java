@@ -38,8 +38,12 @@ class HealthTest {
     }
 
     private NcroUnderTest start(String deadline) throws Exception {
+        return start(deadline, "200ms");
+    }
+
+    private NcroUnderTest start(String deadline, String probeTimeout) throws Exception {
         String yaml = NcroUnderTest.config("race_deadline: " + deadline, a.uri(), 10, b.uri(), 10)
-                + "health:\n  probe_interval: 1h\n  probe_timeout: 200ms\n";
+                + "health:\n  probe_interval: 1h\n  probe_timeout: " + probeTimeout + "\n";
         return NcroUnderTest.start(yaml, dir.resolve("routes.db"), clock);
     }
 
@@ -141,7 +145,7 @@ class HealthTest {
         b.put("/" + onlyB + ".narinfo", narinfo(onlyB, "b", "nar/x40qravmfzwnc5i5l6210xmpb4d2vhkc5vkjqr89raf00b0x3ig0.nar", 3));
         b.hang("/nix-cache-info"); // the probe at start never answers: the restored Down stays unconfirmed
 
-        ncro = start("5s");
+        ncro = start("5s", "1h");
         HttpResponse<byte[]> hit = ncro.get("/" + onlyB + ".narinfo");
         HttpResponse<byte[]> miss = ncro.get("/" + hash(68) + ".narinfo");
 

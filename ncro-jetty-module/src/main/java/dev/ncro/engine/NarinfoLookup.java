@@ -1,0 +1,219 @@
+package dev.ncro.engine;
+
+import dev.ncro.api.NarinfoAnswer;
+import dev.ncro.health.UpstreamHealth;
+import dev.ncro.metrics.NcroMetrics;
+import dev.ncro.route.RouteStore;
+import dev.ncro.trust.Narinfo;
+import dev.ncro.upstream.Upstream;
+import dev.ncro.upstream.UpstreamClient;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.eclipse.jetty.util.thread.Scheduler;
+
+/**
+ * A narinfo lookup from end to end: remembered routes first (memory, then SQLite); else one
+ * race per hash however many clients ask at once (single-flight), at most
+ * {@code max_concurrent_races} at a time; the winner remembered before anyone is answered.
+ * The race policy — which upstreams are asked in which stage — lives in {@link #stages}.
+ */
+final class NarinfoLookup {
+    private static final byte[] REMEMBERED_NOT_FOUND =
+            "not found in any upstream (remembered)\n".getBytes(StandardCharsets.UTF_8);
+
+    private final Upstreams upstreams;
+    private final RouteStore routes;
+    private final UpstreamClient client;
+    private final NcroMetrics metrics;
+    private final Duration deadline;
+    private final Duration cooldown;
+    private final Scheduler scheduler;
+    private final Executor executor;
+    /** cache.mass_query.max_concurrent_races: further lookups queue for a slot. */
+    private final AsyncLimiter races;
+    /** Single-flight: the race in progress for each hash. */
+    private final ConcurrentHashMap<String, CompletableFuture<NarinfoAnswer>> inflight = new ConcurrentHashMap<>();
+    private final NarinfoRace.Observer observer = new Observer();
+
+    NarinfoLookup(Upstreams upstreams, RouteStore routes, UpstreamClient client, NcroMetrics metrics,
+            Duration deadline, Duration cooldown, int maxConcurrentRaces, Scheduler scheduler, Executor executor) {
+        this.upstreams = upstreams;
+        this.routes = routes;
+        this.client = client;
+        this.metrics = metrics;
+        this.deadline = deadline;
+        this.cooldown = cooldown;
+        this.scheduler = scheduler;
+        this.executor = executor;
+        this.races = new AsyncLimiter(maxConcurrentRaces, executor);
+    }
+
+    /** Never completes exceptionally: failures are 5xx answers. */
+    CompletableFuture<NarinfoAnswer> lookup(String hash) {
+        NarinfoAnswer remembered = remembered(hash);
+        if (remembered != null) return CompletableFuture.completedFuture(remembered);
+        metrics.narinfoCacheMisses.inc();
+        CompletableFuture<NarinfoAnswer> mine = new CompletableFuture<>();
+        CompletableFuture<NarinfoAnswer> running = inflight.putIfAbsent(hash, mine);
+        if (running != null) {
+            metrics.singleFlightWaiters.inc();
+            return running.copy();
+        }
+        try {
+            // a race that ended between the lookup above and putIfAbsent has remembered its answer
+            remembered = remembered(hash);
+            if (remembered != null) {
+                inflight.remove(hash, mine);
+                mine.complete(remembered);
+            } else {
+                race(hash, mine);
+            }
+        } catch (RuntimeException e) {
+            // whatever failed, this hash must not stay registered with nobody to answer it
+            inflight.remove(hash, mine);
+            mine.complete(failed("narinfo lookup of " + hash + " could not start: " + NarinfoRace.describe(e)));
+        }
+        return mine.copy();
+    }
+
+    private static NarinfoAnswer failed(String message) {
+        return new NarinfoAnswer(502, (message + "\n").getBytes(StandardCharsets.UTF_8), null);
+    }
+
+    /** An answer from the route store, or null when the store knows nothing usable. */
+    private NarinfoAnswer remembered(String hash) {
+        RouteStore.Lookup lookup = routes.lookup(hash);
+        if (lookup instanceof RouteStore.Hit hit && upstreams.byBase(hit.route().upstream()) != null) {
+            metrics.narinfoCacheHits.inc();
+            return new NarinfoAnswer(200, hit.route().narinfo(), hit.route().upstream());
+        }
+        if (lookup instanceof RouteStore.NotFound) {
+            metrics.narinfoNegativeHits.inc();
+            return new NarinfoAnswer(404, REMEMBERED_NOT_FOUND, null);
+        }
+        return null;
+    }
+
+    /**
+     * Starts a race for {@code hash}: its deadline runs from now; it begins asking once it
+     * holds one of the max_concurrent_races slots, and frees it when it has its answer.
+     */
+    private void race(String hash, CompletableFuture<NarinfoAnswer> mine) {
+        long start = System.nanoTime();
+        NarinfoRace race = new NarinfoRace(hash, client, deadline, observer, upstreams::lookupGate, executor);
+        AtomicBoolean everyoneAsked = new AtomicBoolean();
+        race.result().whenComplete((answerOrNull, failure) -> {
+            NarinfoAnswer a = failure == null ? answerOrNull : failed("narinfo lookup failed: " + NarinfoRace.describe(failure));
+            metrics.raceWait.observe((System.nanoTime() - start) / 1e9);
+            // failures are never remembered, nor a not-found some upstream was not asked about
+            if (a.status() == 404 && everyoneAsked.get()) routes.rememberNotFound(hash);
+            inflight.remove(hash, mine); // only this race's entry, never a newer one
+            mine.complete(a);
+        });
+        race.armDeadline(scheduler);
+        races.run(() -> {
+            race.result().whenComplete((a, f) -> races.release());
+            List<Upstream> lastResort = new ArrayList<>();
+            List<List<Upstream>> stages = stages(lastResort);
+            everyoneAsked.set(stages.stream().mapToInt(List::size).sum() == upstreams.size());
+            race.begin(stages, !lastResort.isEmpty());
+        });
+    }
+
+    /**
+     * The race policy. The stages of a race now: each tier's upstreams that are neither Down
+     * nor cooling down, fastest first; then, as a last resort, those cooling down after a
+     * recent failure and those whose Down state was restored from the database and not yet
+     * confirmed by a probe — either may well have the path. Only upstreams confirmed Down in
+     * this run are left out (they count as not having it). If that leaves nothing, every
+     * upstream is tried rather than failing blind.
+     *
+     * @param lastResort filled with the last stage's members, if there is such a stage
+     */
+    private List<List<Upstream>> stages(List<Upstream> lastResort) {
+        List<List<Upstream>> now = new ArrayList<>(upstreams.tiers().size() + 1);
+        for (List<Upstream> tier : upstreams.tiers()) {
+            List<Upstream> members = new ArrayList<>();
+            for (Upstream u : upstreams.byLatency(tier)) {
+                UpstreamHealth h = upstreams.health(u);
+                if (h.raceable()) members.add(u);
+                else if (!h.confirmedDown()) lastResort.add(u);
+            }
+            if (!members.isEmpty()) now.add(members);
+        }
+        if (!lastResort.isEmpty()) now.add(lastResort);
+        if (now.isEmpty()) {
+            lastResort.clear();
+            return upstreams.tiers();
+        }
+        return now;
+    }
+
+    /** What the races tell: winners are remembered, answers and failures go to health and metrics. */
+    private final class Observer implements NarinfoRace.Observer {
+        @Override
+        public byte[] won(Upstream upstream, Narinfo narinfo, byte[] body, double latencyMs) {
+            String url = narinfo.url();
+            String pinned = url;
+            byte[] served = body;
+            Upstream home = upstream; // where the NAR lives
+            if (url.contains("://")) {
+                // an absolute NAR URL under a configured upstream becomes relative, so the NAR
+                // comes through ncro from that upstream (URL is not signed: signatures hold);
+                // any other absolute URL is served as is and never fetched or pinned by ncro
+                Upstream owner = upstreams.owning(url);
+                if (owner != null) {
+                    pinned = url.substring(owner.base().toString().length() + 1);
+                    served = Narinfo.withUrl(body, pinned);
+                    home = owner;
+                } else {
+                    pinned = null;
+                }
+            }
+            routes.remember(narinfo.hashPart(), home.base().toString(), served, pinned, latencyMs);
+            metrics.raceWins.labelValues(upstream.name()).inc();
+            return served;
+        }
+
+        @Override
+        public void answered(Upstream upstream, int status, double latencyMs) {
+            UpstreamHealth h = upstreams.health(upstream);
+            h.sample(latencyMs);
+            // an answer means it is back; a 5xx means it is still sick
+            if (status >= 500) h.cooldown(cooldown);
+            else h.answered();
+            metrics.upstreamLatency.labelValues(upstream.name()).observe(latencyMs / 1000);
+        }
+
+        @Override
+        public void failed(Upstream upstream, Exception failure) {
+            upstreams.health(upstream).cooldown(cooldown);
+        }
+
+        @Override
+        public String distrust(Upstream upstream, Narinfo narinfo) {
+            return upstreams.distrust(upstream, narinfo);
+        }
+
+        @Override
+        public String filtered(Upstream upstream, Narinfo narinfo) {
+            return upstreams.filtered(upstream, narinfo);
+        }
+
+        @Override
+        public boolean hasLogin(Upstream upstream) {
+            return upstreams.hasLogin(upstream);
+        }
+
+        @Override
+        public Duration lastResortTimeout(Upstream upstream) {
+            return upstreams.lastResortTimeout(upstream);
+        }
+    }
+}
