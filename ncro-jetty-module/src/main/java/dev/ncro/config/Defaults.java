@@ -44,6 +44,11 @@ public final class Defaults {
     public static final long MEMORY_BUDGET = 64L * 1024 * 1024;
     /** Bytes of route writes that may wait for the SQLite writer; beyond it writes are dropped (counted, logged). */
     public static final long WRITE_QUEUE_MAX_BYTES = 16L * 1024 * 1024;
+    /**
+     * How long a route lookup waits for a free SQLite reader connection; past it the lookup
+     * answers "unknown" (the upstreams are asked) rather than hold a request thread.
+     */
+    public static final Duration ROUTE_READ_TIMEOUT = Duration.ofMillis(100);
     /** How long a NAR that failed mid-body on an upstream is first tried elsewhere. */
     public static final Duration NAR_FAILURE_MEMORY = Duration.ofMinutes(10);
 
