@@ -346,6 +346,12 @@ public final class RouteStore extends AbstractLifeCycle {
         return d == null ? Optional.empty() : d.route(hash, clock.millis());
     }
 
+    /** Routes held in memory now (an estimate, as Caffeine's). */
+    long routesInMemory() {
+        RouteMemory mem = memory;
+        return mem == null ? 0 : mem.routes();
+    }
+
     /** The open database, for tests that need to hold its readers. */
     SqliteRoutes database() {
         return db;

@@ -29,7 +29,7 @@ import org.sqlite.SQLiteConfig;
  * engine then asks the upstreams), so a stalled disk never parks a request thread.
  */
 final class SqliteRoutes implements AutoCloseable {
-    private static final int READERS = 4;
+    static final int READERS = 4;
     private static final int SCHEMA_VERSION = 1;
 
     private final Path path;
