@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.SQLException;
+import java.sql.Statement;
 import java.time.Duration;
 import java.time.InstantSource;
 import java.util.ArrayList;
@@ -249,12 +250,8 @@ final class RouteWriter implements AutoCloseable {
             } catch (InterruptedException e) {
                 running = false;
             } catch (Exception | Error e) { // an exception must not end the only writer
-                failed(batch.size() + touched.size(), e);
-                try {
-                    connection.rollback();
-                } catch (SQLException | RuntimeException ignored) {
-                    // the next batch starts a new transaction anyway
-                }
+                failed(batch.stream().filter(op -> !(op instanceof Barrier)).count() + touched.size(), e);
+                rollback();
             } finally {
                 long bytes = (long) touched.size() * HeapWeights.TOUCH;
                 long ops = touched.size();
@@ -269,6 +266,24 @@ final class RouteWriter implements AutoCloseable {
                 release(bytes, ops); // only now: the batch held its writes until here
                 batch.clear();
                 touched.clear();
+            }
+        }
+    }
+
+    /**
+     * Ends the failed batch's transaction and opens the next one. After some errors (SQLITE_FULL
+     * among them) SQLite has already rolled back by itself; the driver's rollback then fails
+     * before it begins a new transaction, and without one the next batch's statements would
+     * each commit alone, behind the counts' back.
+     */
+    private void rollback() {
+        try {
+            connection.rollback();
+        } catch (SQLException | RuntimeException e) {
+            try (Statement s = connection.createStatement()) {
+                s.execute("BEGIN");
+            } catch (SQLException | RuntimeException again) {
+                LOG.warn("route database {}: cannot start a new transaction after a failed batch: {}", path, again.toString());
             }
         }
     }
@@ -412,7 +427,7 @@ final class RouteWriter implements AutoCloseable {
         failureLog.reset();
     }
 
-    private void failed(int writes, Throwable e) {
+    private void failed(long writes, Throwable e) {
         failedBatches++;
         failure = "route database " + path + " cannot be written: " + e.getMessage();
         if (failureLog.shouldLog()) {
