@@ -256,14 +256,14 @@ final class RouteWriter implements AutoCloseable {
                 long bytes = (long) touched.size() * HeapWeights.TOUCH;
                 long ops = touched.size();
                 for (Op op : batch) {
-                    if (op instanceof Barrier b) {
-                        b.done().complete(null);
-                    } else {
+                    if (!(op instanceof Barrier)) {
                         bytes += op.weight();
                         ops++;
                     }
                 }
                 release(bytes, ops); // only now: the batch held its writes until here
+                // then the barriers, so that a flush sees the batch's outcome in full
+                for (Op op : batch) if (op instanceof Barrier b) b.done().complete(null);
                 batch.clear();
                 touched.clear();
             }
