@@ -26,7 +26,9 @@ import org.sqlite.SQLiteConfig;
  * <p>WAL mode, so readers never wait behind the writer. A read first checks a reader
  * connection out of the pool and waits at most {@code readTimeout} for one; past that it
  * fails with an {@link SQLTimeoutException}, which the route store answers as "unknown" (the
- * engine then asks the upstreams), so a stalled disk never parks a request thread.
+ * engine then asks the upstreams), so a busy pool never parks a request thread. A reader
+ * also waits at most {@code readTimeout} for a database lock. (A read stuck in the disk
+ * itself cannot be bounded from here.)
  */
 final class SqliteRoutes implements AutoCloseable {
     static final int READERS = 4;
@@ -82,7 +84,9 @@ final class SqliteRoutes implements AutoCloseable {
             }
             writerConnection.setAutoCommit(false);
             SQLiteConfig readConfig = new SQLiteConfig();
-            readConfig.setBusyTimeout(5000);
+            // a reader waits for a lock (rare in WAL mode: recovery, a checkpoint's restart) no
+            // longer than it may wait for a connection; it runs on a request thread
+            readConfig.setBusyTimeout((int) Math.min(Integer.MAX_VALUE, readTimeout.toMillis()));
             readConfig.setReadOnly(true);
             for (int i = 0; i < READERS; i++) {
                 Connection c = readConfig.createConnection(url);
