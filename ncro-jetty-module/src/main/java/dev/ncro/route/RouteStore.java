@@ -309,7 +309,11 @@ public final class RouteStore extends AbstractLifeCycle {
         return d == null ? Optional.empty() : d.writer().failure();
     }
 
-    /** Writes dropped because the write queue was full, since start; the disk is falling behind. */
+    /**
+     * Writes dropped because the write queue was full, since start: routes, not-founds, health
+     * snapshots and hits recorded for the least-recently-used order alike. Growing means the
+     * disk is falling behind; the dropped routes are still served from memory.
+     */
     public long droppedWrites() {
         SqliteRoutes d = db;
         return d == null ? 0 : d.writer().droppedWrites();
