@@ -27,6 +27,11 @@ import org.slf4j.LoggerFactory;
 /** The write queue's bounds and a writer that cannot write, against real SQLite files. */
 class RouteWriterTest {
     private static final Duration TTL = Duration.ofHours(1);
+    /**
+     * The writer waits for another process's lock this long (not the 5 s default), so that on a
+     * loaded machine the first batch stays blocked, and its writes counted, until the test lets go.
+     */
+    private static final String LOCK_WAIT_LONGER_THAN_THE_TEST = "PRAGMA busy_timeout = 120000";
 
     @TempDir
     Path dir;
@@ -67,7 +72,7 @@ class RouteWriterTest {
 
     @Test
     void writerHeldByALock_fullQueue_dropsAndCountsNewWrites_withoutBlocking() throws Exception {
-        store = open(null);
+        store = open(LOCK_WAIT_LONGER_THAN_THE_TEST);
         int writes = 300;
         long weight = HeapWeights.QUEUED_OP + HeapWeights.route(new Route(hash(0), "http://up", new byte[64 * 1024],
                 "nar/00000.nar", 1.0, 0, 0));
@@ -98,7 +103,7 @@ class RouteWriterTest {
 
     @Test
     void dropsKeepHappening_areLoggedAgainAfterAMinute_withTheCount() throws Exception {
-        store = open(null);
+        store = open(LOCK_WAIT_LONGER_THAN_THE_TEST);
         long weight = HeapWeights.QUEUED_OP + HeapWeights.route(new Route(hash(0), "http://up", new byte[64 * 1024],
                 "nar/00000.nar", 1.0, 0, 0));
         long fits = Defaults.WRITE_QUEUE_MAX_BYTES / weight;
@@ -175,5 +180,43 @@ class RouteWriterTest {
 
         assertEquals(0, store.pendingWriteBytes());
         assertEquals(0, store.droppedWrites());
+    }
+
+    @Test
+    void concurrentWritesAndHits_leaveNoQueueBytesBehind_andMemoryWithinBudget() throws Exception {
+        db = dir.resolve("routes.db");
+        long budget = 1024 * 1024;
+        store = new RouteStore(db, 100_000, budget, TTL, Duration.ofMinutes(10), Duration.ofSeconds(5), clock);
+        store.start();
+        List<Thread> threads = new java.util.ArrayList<>();
+        java.util.concurrent.atomic.AtomicReference<Throwable> failed = new java.util.concurrent.atomic.AtomicReference<>();
+        for (int t = 0; t < 4; t++) {
+            int offset = t;
+            Thread thread = new Thread(() -> {
+                try {
+                    for (int i = 0; i < 1200; i++) {
+                        int n = (i * 4 + offset) % 500; // threads share keys: touches race on the same hash
+                        switch (i % 3) {
+                            case 0 -> remember(n, 1000);
+                            case 1 -> store.lookup(hash(n));
+                            default -> store.rememberNotFound(hash(1000 + n));
+                        }
+                    }
+                } catch (Throwable e) {
+                    failed.set(e);
+                }
+            });
+            thread.start();
+            threads.add(thread);
+        }
+        for (Thread t : threads) t.join();
+        remember(9999, 1000); // on this thread: Caffeine's maintenance runs before it returns
+
+        store.flush().get();
+
+        assertEquals(null, failed.get());
+        assertEquals(0, store.pendingWriteBytes(), "every reservation was released exactly once");
+        assertEquals(0, store.droppedWrites());
+        assertTrue(store.memoryBytes() <= budget, store.memoryBytes() + " bytes");
     }
 }
