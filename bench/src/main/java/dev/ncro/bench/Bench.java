@@ -148,9 +148,10 @@ public final class Bench {
                 rs.next();
                 rows = rs.getLong(1);
             }
-            System.out.printf("route store: %,d inserts with max_entries %,d in %.1f s (%,.0f/s); rows now %,d (store says %,d): %s%n",
+            System.out.printf("route store: %,d inserts with max_entries %,d in %.1f s (%,.0f/s); rows now %,d (store says %,d): %s;"
+                    + " %,d writes dropped; %,d bytes of routes in memory%n",
                     total, maxEntries, insertSeconds, total / insertSeconds, rows, store.size(),
-                    rows == maxEntries ? "held at max_entries" : "NOT held");
+                    rows == maxEntries ? "held at max_entries" : "NOT held", store.droppedWrites(), store.memoryBytes());
 
             java.util.Random random = new java.util.Random(42);
             int lookups = 20_000;

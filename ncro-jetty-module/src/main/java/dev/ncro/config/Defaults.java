@@ -51,6 +51,11 @@ public final class Defaults {
      */
     public static final Duration LAST_RESORT_TIMEOUT = Duration.ofSeconds(1);
     public static final double LAST_RESORT_EMA_FACTOR = 4;
+    /**
+     * How long a route lookup waits for a free SQLite reader connection; past it the lookup
+     * answers "unknown" (the upstreams are asked) rather than hold a request thread.
+     */
+    public static final Duration ROUTE_READ_TIMEOUT = Duration.ofMillis(100);
     /** How long a NAR that failed mid-body on an upstream is first tried elsewhere. */
     public static final Duration NAR_FAILURE_MEMORY = Duration.ofMinutes(10);
 

@@ -76,8 +76,9 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         executor.setDaemon(true);
         this.upstreams = new Upstreams(config, clock, executor);
         NcroConfig.Cache cache = config.cache();
-        this.routes = new RouteStore(dbPath, cache.maxEntries(), cache.ttl(), cache.negativeTtl(),
+        this.routes = new RouteStore(dbPath, cache.maxEntries(), cache.memoryBudget(), cache.ttl(), cache.negativeTtl(),
                 cache.massQuery().inMemoryNegativeTtl(), clock);
+        routes.setValidator(this::recheck);
         this.client = new UpstreamClient(config.server().connectTimeout(), upstreams.all(), resolver);
         upstreams.logIn(config, netrc(config), client);
         this.lookups = new NarinfoLookup(upstreams, routes, client, metrics, cache.raceDeadline(),
@@ -96,7 +97,24 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             Map<String, Double> states = new LinkedHashMap<>();
             upstreams.all().forEach(u -> states.put(u.name(), (double) upstreams.health(u).state().ordinal()));
             return states;
-        }, upstreams::streamsQueued, routes::droppedWrites);
+        }, upstreams::streamsQueued, routes::droppedWrites, routes::memoryBytes, routes::pendingWriteBytes);
+    }
+
+    /**
+     * A route stored by an earlier run (or evicted from memory) is checked again before it is
+     * served: the operator may have changed that upstream's keys or filters, or removed it.
+     */
+    private String recheck(Route route) {
+        Upstream upstream = upstreams.byBase(route.upstream());
+        if (upstream == null) return "upstream " + route.upstream() + " is no longer configured";
+        Narinfo narinfo;
+        try {
+            narinfo = Narinfo.parse(route.narinfo(), route.hash());
+        } catch (Narinfo.InvalidNarinfoException e) {
+            return "stored narinfo is invalid: " + e.getMessage();
+        }
+        String filtered = upstreams.filtered(upstream, narinfo);
+        return filtered != null ? filtered : upstreams.distrust(upstream, narinfo);
     }
 
     private static Netrc netrc(NcroConfig config) {

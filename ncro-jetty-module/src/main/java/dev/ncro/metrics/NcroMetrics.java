@@ -60,7 +60,14 @@ public final class NcroMetrics {
 
     /** Gauges read at scrape time from the engine's state. */
     public void registerCallbacks(DoubleSupplier routeEntries, Supplier<Map<String, Double>> upstreamStates,
-            DoubleSupplier streamsQueued, DoubleSupplier droppedRouteWrites) {
+            DoubleSupplier streamsQueued, DoubleSupplier droppedRouteWrites, DoubleSupplier routeMemoryBytes,
+            DoubleSupplier routeWriteQueueBytes) {
+        GaugeWithCallback.builder().name("ncro_route_memory_bytes")
+                .help("estimated heap held by routes in memory (within cache.memory_budget)")
+                .callback(cb -> cb.call(routeMemoryBytes.getAsDouble())).register(registry);
+        GaugeWithCallback.builder().name("ncro_route_write_queue_bytes")
+                .help("bytes of route writes waiting for the database writer")
+                .callback(cb -> cb.call(routeWriteQueueBytes.getAsDouble())).register(registry);
         GaugeWithCallback.builder().name("ncro_nar_streams_queued")
                 .help("NAR requests waiting for a per_upstream_max_streams slot")
                 .callback(cb -> cb.call(streamsQueued.getAsDouble())).register(registry);
