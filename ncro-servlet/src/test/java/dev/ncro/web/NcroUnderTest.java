@@ -78,6 +78,10 @@ public final class NcroUnderTest implements AutoCloseable {
         return sb.toString();
     }
 
+    public dev.ncro.route.RouteStore routes() {
+        return engine.routes();
+    }
+
     public int port() {
         return connector.getLocalPort();
     }

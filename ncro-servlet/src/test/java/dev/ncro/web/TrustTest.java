@@ -32,6 +32,27 @@ class TrustTest extends TwoUpstreams {
     }
 
     @Test
+    void storedRoute_isCheckedAgainstTheKeysOfTheNextRun_notServedOnTrust(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws Exception {
+        String honest = fixture(LEAF + ".narinfo");
+        a.put("/" + LEAF + ".narinfo", tampered(honest)); // passes only while nobody checks
+        java.nio.file.Path db = dir.resolve("routes.db");
+        ncro = NcroUnderTest.start("upstreams:\n  - url: " + a.uri() + "\n", db, java.time.InstantSource.system());
+        assertEquals(200, ncro.get("/" + LEAF + ".narinfo").statusCode(), "no keys: served unchecked, and remembered");
+        ncro.routes().flush().get();
+        ncro.close();
+        a.clearLog();
+
+        String key = fixture("ncro-fixture-1.pk").trim();
+        ncro = NcroUnderTest.start("upstreams:\n  - url: " + a.uri() + "\n    public_key: \"" + key + "\"\n", db,
+                java.time.InstantSource.system());
+        var r = ncro.get("/" + LEAF + ".narinfo");
+
+        assertEquals(502, r.statusCode(), "the stored narinfo fails the new key, and so does a fresh one");
+        assertEquals(1, a.count("/" + LEAF + ".narinfo"), "the stored route was dropped and the upstream asked again");
+    }
+
+    @Test
     void fastestUpstreamWithABadSignature_losesToTheHonestOne() throws Exception {
         String honest = fixture(LEAF + ".narinfo");
         a.put("/" + LEAF + ".narinfo", tampered(honest));
