@@ -60,7 +60,7 @@ final class RedirectPolicy {
      * @param hop the number of this redirect within the request, starting at 1
      */
     static void check(Upstream upstream, URI current, URI target, int hop) throws RedirectRefusedException {
-        String host = target.getHost();
+        String host = target.getHost() == null ? null : hostPort(target);
         if (hop > Defaults.MAX_REDIRECTS) {
             throw refused(upstream, host, "more than " + Defaults.MAX_REDIRECTS + " redirects");
         }
@@ -87,11 +87,11 @@ final class RedirectPolicy {
     /** Refuses a target whose host resolved to any address that is not public. */
     static void checkAddresses(Upstream upstream, URI target, InetAddress[] addresses) throws RedirectRefusedException {
         if (addresses == null || addresses.length == 0) {
-            throw refused(upstream, target.getHost(), "its host has no address");
+            throw refused(upstream, hostPort(target), "its host has no address");
         }
         for (InetAddress a : addresses) {
             if (!isPublic(a)) {
-                throw refused(upstream, target.getHost(), "it resolves to the non-public address " + a.getHostAddress()
+                throw refused(upstream, hostPort(target), "it resolves to the non-public address " + a.getHostAddress()
                         + " (list the host in redirect_hosts to allow it)");
             }
         }
@@ -145,6 +145,11 @@ final class RedirectPolicy {
             return true;
         }
         return false;
+    }
+
+    /** host:port of a target, for messages: never its path, query or user information. */
+    private static String hostPort(URI target) {
+        return target.getPort() >= 0 ? target.getHost() + ":" + target.getPort() : target.getHost();
     }
 
     private static RedirectRefusedException refused(Upstream upstream, String host, String why) {
