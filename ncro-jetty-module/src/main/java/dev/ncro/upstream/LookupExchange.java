@@ -110,7 +110,8 @@ final class LookupExchange implements Cancellable {
             return;
         }
         byte[] body = answer.body();
-        if (answer.status() == 200) {
+        // a HEAD answer (a probe) has no body to decode, whatever its headers say
+        if (answer.status() == 200 && !method.equals("HEAD") && body.length > 0) {
             try {
                 body = ContentDecoding.decode(consumer.contentEncoding(), body, maxBytes);
             } catch (IOException e) {

@@ -150,6 +150,16 @@ class ContentDecodingTest {
     }
 
     @Test
+    void headWithAnEncoding_isAnAnswer_notADecodingFailure() throws Exception {
+        files.put("/nix-cache-info", new Served("xz", encode("StoreDir: /nix/store\n".getBytes(StandardCharsets.UTF_8),
+                out -> new XZOutputStream(out, new LZMA2Options()))));
+        Outcome outcome = new Outcome();
+        client.request(upstream, "HEAD", upstream.resolve("nix-cache-info"), LIMIT, Duration.ofSeconds(10), outcome);
+
+        assertEquals(200, outcome.fetched().status());
+    }
+
+    @Test
     void notFoundWithAnEncoding_isPassedOnUndecoded() throws Exception {
         Fetched answer = fetch("/missing.narinfo").fetched();
 
