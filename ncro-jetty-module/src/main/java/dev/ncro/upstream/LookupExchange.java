@@ -29,6 +29,7 @@ final class LookupExchange implements Cancellable {
     private volatile Scheduler.Task deadline;
     /** The HttpComponents exchange of the current hop, once sent. */
     private volatile Future<Fetched> current;
+    private volatile boolean expired;
 
     LookupExchange(UpstreamClient client, Upstream upstream, String method, int maxBytes, Duration timeout,
             FutureCallback<Fetched> callback) {
@@ -78,7 +79,8 @@ final class LookupExchange implements Cancellable {
 
                         @Override
                         public void failed(Exception ex) {
-                            if (!retry && !consumer.headArrived() && !done.get() && UpstreamClient.isStaleConnection(ex)) {
+                            if (!retry && idempotent() && !consumer.headArrived() && !done.get()
+                                    && UpstreamClient.isStaleConnection(ex)) {
                                 // the upstream closed an idle pooled connection: once more on another
                                 client.dispatch(() -> send(uri, redirects, true));
                             } else {
@@ -93,7 +95,9 @@ final class LookupExchange implements Cancellable {
                     });
         } catch (RuntimeException e) {
             fail(e); // the client is stopping
+            return;
         }
+        if (expired) current.cancel(true); // the deadline passed while this hop was being sent
     }
 
     private void answered(URI uri, int redirects, BoundedBodyConsumer consumer, Fetched answer) {
@@ -136,22 +140,28 @@ final class LookupExchange implements Cancellable {
 
     private void expire() {
         if (!finish()) return;
+        expired = true;
         Future<Fetched> f = current;
-        if (f != null) f.cancel(true); // the upstream is stuck: this connection is not worth keeping
+        if (f != null) f.cancel(true); // the upstream is stuck: this exchange is not worth finishing
         client.dispatch(() -> callback.failed(new TimeoutException(
                 "no answer from " + upstream.name() + " within " + timeout.toMillis() + " ms")));
     }
 
     /**
      * Reports {@code cancelled()} at once (on the callback executor). A request already sent
-     * runs on to its answer or its deadline: closing it would cost the next request to this
-     * upstream a new connection (and a TLS handshake).
+     * runs on to its answer (at most {@code maxBytes}) or its timeout: HttpComponents would not
+     * close the connection any sooner, and an answer read to its end leaves the keep-alive
+     * connection in the pool instead of costing the next lookup a new one (and a TLS handshake).
      */
     @Override
     public boolean cancel() {
         if (!finish()) return false;
         client.dispatch(callback::cancelled);
         return true;
+    }
+
+    private boolean idempotent() {
+        return method.equals("GET") || method.equals("HEAD");
     }
 
     /** Claims the one outcome; true for the caller that may report it. */

@@ -116,6 +116,8 @@ public final class UpstreamClient extends ContainerLifeCycle {
     private final HostCache hosts;
     private volatile CloseableHttpAsyncClient lookups;
     private volatile CloseableHttpAsyncClient streams;
+    private volatile PoolingAsyncClientConnectionManager lookupPool;
+    private volatile PoolingAsyncClientConnectionManager streamPool;
 
     /** Credentials for one origin, and the Basic scheme learned (or given) for it. */
     private record Login(CredentialsProvider credentials, AuthCache authCache) {}
@@ -187,12 +189,14 @@ public final class UpstreamClient extends ContainerLifeCycle {
     @Override
     protected void doStart() throws Exception {
         super.doStart(); // executors and scheduler first: the reactors' work lands on them
-        lookups = build("ncro-lookup-io", Defaults.POOL_MAX_TOTAL, Defaults.POOL_MAX_PER_ROUTE);
-        streams = build("ncro-stream-io", STREAM_POOL_MAX_TOTAL, STREAM_POOL_MAX_PER_ROUTE);
+        lookupPool = pool(Defaults.POOL_MAX_TOTAL, Defaults.POOL_MAX_PER_ROUTE);
+        lookups = build("ncro-lookup-io", lookupPool);
+        streamPool = pool(STREAM_POOL_MAX_TOTAL, STREAM_POOL_MAX_PER_ROUTE);
+        streams = build("ncro-stream-io", streamPool);
     }
 
-    private CloseableHttpAsyncClient build(String threadName, int maxTotal, int maxPerRoute) {
-        PoolingAsyncClientConnectionManager pool = PoolingAsyncClientConnectionManagerBuilder.create()
+    private PoolingAsyncClientConnectionManager pool(int maxTotal, int maxPerRoute) {
+        return PoolingAsyncClientConnectionManagerBuilder.create()
                 .setMaxConnTotal(maxTotal)
                 .setMaxConnPerRoute(maxPerRoute)
                 .setPoolConcurrencyPolicy(PoolConcurrencyPolicy.LAX)
@@ -206,6 +210,9 @@ public final class UpstreamClient extends ContainerLifeCycle {
                         .build())
                 .setDefaultTlsConfig(TlsConfig.custom().setVersionPolicy(HttpVersionPolicy.FORCE_HTTP_1).build())
                 .build();
+    }
+
+    private CloseableHttpAsyncClient build(String threadName, PoolingAsyncClientConnectionManager pool) {
         CloseableHttpAsyncClient client = HttpAsyncClients.custom()
                 .setConnectionManager(pool)
                 .setHttp1Config(Http1Config.custom().setInitialWindowSize(INITIAL_WINDOW).build())
@@ -307,6 +314,12 @@ public final class UpstreamClient extends ContainerLifeCycle {
 
     CloseableHttpAsyncClient streams() {
         return running(streams);
+    }
+
+    /** Idle keep-alive connections in the lookup or the stream pool; for tests and diagnostics. */
+    int idleConnections(boolean streamPool) {
+        PoolingAsyncClientConnectionManager pool = streamPool ? this.streamPool : lookupPool;
+        return pool == null ? 0 : pool.getTotalStats().getAvailable();
     }
 
     Executor callbacks() {

@@ -16,6 +16,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
@@ -117,6 +118,18 @@ class UpstreamClientRetryTest {
         return u;
     }
 
+    /**
+     * Waits until the answered exchange's connection is back in the pool, so the next request
+     * reuses it (the callback may run before HttpComponents has released it).
+     */
+    private void awaitIdleConnection(boolean streamPool) throws InterruptedException {
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(Outcome.WAIT_SECONDS);
+        while (client.idleConnections(streamPool) == 0) {
+            assertTrue(System.nanoTime() < end, "the connection never went back to the pool");
+            Thread.sleep(1); // polling a state, not waiting out a timer
+        }
+    }
+
     private Outcome fetch(Upstream u, String method, Duration timeout) {
         Outcome outcome = new Outcome();
         client.request(u, method, u.resolve("x.narinfo"), 1024, timeout, outcome);
@@ -129,6 +142,7 @@ class UpstreamClientRetryTest {
         Upstream u = start((connection, request) -> connection > 0 || request == 0);
 
         assertEquals("hello", fetch(u, "GET", Duration.ofSeconds(10)).body());
+        awaitIdleConnection(false);
         Outcome second = fetch(u, "GET", Duration.ofSeconds(10));
 
         assertEquals("hello", second.body());
@@ -143,6 +157,7 @@ class UpstreamClientRetryTest {
         server.reset = false;
 
         assertEquals("hello", fetch(u, "GET", Duration.ofSeconds(10)).body());
+        awaitIdleConnection(false);
         assertEquals("hello", fetch(u, "GET", Duration.ofSeconds(10)).body());
 
         assertEquals(2, server.connections.get());
@@ -157,6 +172,7 @@ class UpstreamClientRetryTest {
             assertEquals("end", sink.awaitEnd());
             assertEquals("hello", sink.body());
             assertEquals(List.of(200), sink.statuses);
+            if (i == 0) awaitIdleConnection(true);
         }
         assertEquals(2, server.connections.get());
     }
