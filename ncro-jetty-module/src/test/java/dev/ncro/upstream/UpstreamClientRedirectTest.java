@@ -149,8 +149,12 @@ class UpstreamClientRedirectTest {
 
         assertEquals("private", fetch(u, "x.narinfo").body());
 
+        assertEquals("private", fetch(u, "y.narinfo").body());
+
         assertNull(origin.requests().get(0).headers().get("authorization"), "not preemptive");
         assertEquals(BASIC, origin.requests().get(1).headers().get("authorization"), "after the challenge");
+        assertEquals(3, origin.requests().size(), "once challenged, that origin gets them from the start");
+        assertEquals(BASIC, origin.requests().get(2).headers().get("authorization"));
     }
 
     @Test
