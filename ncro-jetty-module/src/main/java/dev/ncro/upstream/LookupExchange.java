@@ -149,9 +149,9 @@ final class LookupExchange implements Cancellable {
 
     /**
      * Reports {@code cancelled()} at once (on the callback executor). A request already sent
-     * runs on to its answer (at most {@code maxBytes}) or its timeout: HttpComponents would not
-     * close the connection any sooner, and an answer read to its end leaves the keep-alive
-     * connection in the pool instead of costing the next lookup a new one (and a TLS handshake).
+     * runs on to its answer (at most {@code maxBytes}) or its timeout, unreported: an answer read
+     * to its end leaves the keep-alive connection in the pool instead of costing the next lookup
+     * a new one (and a TLS handshake). The connection is held at most until that timeout.
      */
     @Override
     public boolean cancel() {

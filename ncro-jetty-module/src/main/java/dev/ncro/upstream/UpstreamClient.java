@@ -273,8 +273,8 @@ public final class UpstreamClient extends ContainerLifeCycle {
     /**
      * Sends a body-less request ({@code GET} or {@code HEAD}) to {@code upstream}, reading a small
      * answer; as {@link #fetch}. Cancelling reports {@code cancelled()} at once; a request
-     * already sent is left to finish in the background (within {@code timeout}) so its
-     * keep-alive connection returns to the pool instead of being closed.
+     * already sent is left to finish unreported (within {@code timeout}) so its keep-alive
+     * connection returns to the pool: a race's losers cost no new connection.
      */
     public Cancellable request(Upstream upstream, String method, URI uri, int maxBytes, Duration timeout,
             FutureCallback<Fetched> callback) {

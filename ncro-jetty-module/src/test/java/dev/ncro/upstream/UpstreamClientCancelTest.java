@@ -79,6 +79,45 @@ class UpstreamClientCancelTest {
         }
     }
 
+    /** What the engine's first-byte timeout does to a frozen upstream: its socket must not linger. */
+    @Test
+    void streamCancelledBeforeItsHead_closesItsConnectionAtOnce() throws Exception {
+        CountDownLatch received = new CountDownLatch(1);
+        CountDownLatch closed = new CountDownLatch(1);
+        try (ServerSocket socket = new ServerSocket(0, 50, InetAddress.getLoopbackAddress())) {
+            Thread server = new Thread(() -> {
+                try (Socket s = socket.accept()) {
+                    BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.ISO_8859_1));
+                    String line = in.readLine();
+                    while (line != null && !line.isEmpty()) line = in.readLine();
+                    received.countDown(); // a frozen upstream: never answers
+                    if (in.read() == -1) closed.countDown();
+                } catch (IOException e) {
+                    closed.countDown(); // a reset is a close too
+                }
+            }, "frozen-server");
+            server.setDaemon(true);
+            server.start();
+            Upstream u = new Upstream(URI.create("http://127.0.0.1:" + socket.getLocalPort()), 10, 0);
+            UpstreamClient client = new UpstreamClient(Duration.ofSeconds(2), List.of(u));
+            client.start();
+            try {
+                RecordingSink sink = new RecordingSink(true);
+                // an idle timeout far beyond the wait below: only cancel() can close it in time
+                UpstreamStream stream = sink.attach(client.stream(u, u.resolve("nar/a.nar"), false, java.util.Map.of(),
+                        Duration.ofMinutes(5), sink));
+                assertTrue(received.await(Outcome.WAIT_SECONDS, TimeUnit.SECONDS));
+
+                stream.cancel();
+
+                assertTrue(closed.await(Outcome.WAIT_SECONDS, TimeUnit.SECONDS), "the connection was closed");
+                assertTrue(sink.statuses.isEmpty());
+            } finally {
+                client.stop();
+            }
+        }
+    }
+
     /** Answers every request on {@code s}, each only once {@code answerNow} is open. */
     private static void answerLate(Socket s, CountDownLatch received, CountDownLatch answerNow) {
         try (s) {
