@@ -1,13 +1,24 @@
 package dev.ncro.upstream;
 
 import dev.ncro.config.Defaults;
+import java.net.ConnectException;
+import java.net.InetAddress;
+import java.net.NoRouteToHostException;
+import java.net.PortUnreachableException;
+import java.net.SocketException;
 import java.net.URI;
+import java.net.UnknownHostException;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.Future;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
+import java.util.concurrent.TimeUnit;
 import org.apache.hc.client5.http.auth.AuthCache;
+import org.apache.hc.client5.http.auth.AuthScope;
+import org.apache.hc.client5.http.auth.CredentialsProvider;
 import org.apache.hc.client5.http.auth.UsernamePasswordCredentials;
 import org.apache.hc.client5.http.config.ConnectionConfig;
 import org.apache.hc.client5.http.config.RequestConfig;
@@ -15,42 +26,101 @@ import org.apache.hc.client5.http.config.TlsConfig;
 import org.apache.hc.client5.http.impl.async.CloseableHttpAsyncClient;
 import org.apache.hc.client5.http.impl.async.HttpAsyncClients;
 import org.apache.hc.client5.http.impl.auth.BasicAuthCache;
+import org.apache.hc.client5.http.impl.auth.BasicCredentialsProvider;
 import org.apache.hc.client5.http.impl.auth.BasicScheme;
+import org.apache.hc.client5.http.impl.auth.CredentialsProviderBuilder;
 import org.apache.hc.client5.http.impl.nio.PoolingAsyncClientConnectionManager;
 import org.apache.hc.client5.http.impl.nio.PoolingAsyncClientConnectionManagerBuilder;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.core5.concurrent.Cancellable;
+import org.apache.hc.core5.concurrent.DefaultThreadFactory;
 import org.apache.hc.core5.concurrent.FutureCallback;
+import org.apache.hc.core5.http.ConnectionClosedException;
 import org.apache.hc.core5.http.HttpHost;
+import org.apache.hc.core5.http.NoHttpResponseException;
 import org.apache.hc.core5.http.config.Http1Config;
-import org.apache.hc.core5.http.nio.AsyncRequestProducer;
-import org.apache.hc.core5.http.nio.support.AsyncRequestBuilder;
 import org.apache.hc.core5.http2.HttpVersionPolicy;
 import org.apache.hc.core5.io.CloseMode;
 import org.apache.hc.core5.pool.PoolConcurrencyPolicy;
 import org.apache.hc.core5.reactor.IOReactorConfig;
 import org.apache.hc.core5.util.TimeValue;
 import org.apache.hc.core5.util.Timeout;
-import org.eclipse.jetty.util.component.AbstractLifeCycle;
+import org.eclipse.jetty.util.component.ContainerLifeCycle;
+import org.eclipse.jetty.util.thread.QueuedThreadPool;
+import org.eclipse.jetty.util.thread.ScheduledExecutorScheduler;
+import org.eclipse.jetty.util.thread.Scheduler;
 
 /**
- * The one HTTP client ncro uses to talk to upstream caches: HttpComponents 5 async, HTTP/1.1,
- * a pool far larger than the library default, no cookies (they would mix between clients),
- * no automatic retries (the race and the NAR fall-through decide what to retry) and a
- * {@code User-Agent} naming ncro.
+ * The HTTP client ncro talks to upstream caches with: HttpComponents 5 async, HTTP/1.1, no
+ * cookies (they would mix between clients), no automatic retries or redirects of the library's
+ * own, and a {@code User-Agent} naming ncro.
+ *
+ * <h2>Two pools</h2>
+ * Narinfo lookups and health probes ({@link #fetch}, {@link #request}) use one connection pool
+ * and I/O reactor; NAR streams ({@link #stream}) another, sized generously because a slow NAR
+ * reader keeps its upstream connection (backpressure) for as long as it reads. However many
+ * streams a slow client holds, lookups and probes still get connections; the engine caps
+ * streams per upstream itself ({@code cache.mass_query.per_upstream_max_streams}).
+ *
+ * <h2>Threads</h2>
+ * The client owns, as beans started and stopped with it: a DNS executor ({@code ncro-dns-*}),
+ * a callback executor ({@code ncro-upstream-*}) and a scheduler ({@code ncro-upstream-timer}),
+ * plus the two HttpComponents reactors ({@code ncro-lookup-io-*}, {@code ncro-stream-io-*}).
+ * Every call returns at once: the host is looked up first on the DNS executor (see
+ * {@link HostCache}), then the exchange starts. No lookup ever runs on the caller's thread,
+ * the timer or an I/O thread. {@link #fetch}/{@link #request} callbacks run on the callback
+ * executor, never on the caller's thread; a {@link StreamingConsumer.Sink} hears the response
+ * on the stream reactor's I/O thread, and failures before any response (DNS, a refused
+ * redirect) on the callback executor.
+ *
+ * <h2>Redirects</h2>
+ * Followed by this client for every kind of request, within {@link RedirectPolicy}; a refused
+ * one fails the request with {@link RedirectRefusedException} (logged once at WARN, naming the
+ * target host).
+ *
+ * <h2>Credentials</h2>
+ * {@link #login} and {@link #loginOnChallenge} bind a user to one upstream's origin (scheme,
+ * host, port). Requests to any other origin, redirect targets included, carry none.
+ *
+ * <h2>Stale connections</h2>
+ * A pooled connection the upstream closed while it was idle fails the next request before any
+ * response arrives (reset, {@code NoHttpResponseException}, {@code ConnectionClosedException}).
+ * Such a GET or HEAD is sent once more, on another connection. Timeouts, refused connections and
+ * any answer with a status are never retried here: the race and the NAR fall-through decide.
  */
-public final class UpstreamClient extends AbstractLifeCycle {
+public final class UpstreamClient extends ContainerLifeCycle {
     /** HttpComponents' HTTP/1.1 initial window; {@link StreamingConsumer} mirrors it. */
     static final int INITIAL_WINDOW = 64 * 1024;
     static final String USER_AGENT = "ncro/0.1 (+https://github.com/ncro)";
+    /**
+     * Connections per upstream in the stream pool: above the engine's per-upstream stream cap
+     * (64 by default) so the cap, not the pool, queues streams.
+     */
+    static final int STREAM_POOL_MAX_PER_ROUTE = 256;
+    static final int STREAM_POOL_MAX_TOTAL = 4096;
+    /** How long a host's addresses are used before they are looked up again. */
+    static final Duration DNS_TTL = Duration.ofSeconds(30);
+    /** How long a failed lookup is answered from memory: long enough to spare a struggling resolver. */
+    static final Duration DNS_FAILURE_TTL = Duration.ofSeconds(2);
+
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(UpstreamClient.class);
 
     private final Duration connectTimeout;
-    private final Map<String, Duration> connectTimeouts = new HashMap<>();
-    /** Preemptive Basic auth by host: credentials go to that host only, never across a redirect. */
-    private final AuthCache logins = new BasicAuthCache();
-    private CloseableHttpAsyncClient client;
+    private final Map<String, Duration> connectTimeouts = new ConcurrentHashMap<>();
+    /** Logins by upstream endpoint (scheme://host:port): used only for that origin. */
+    private final Map<String, Login> logins = new ConcurrentHashMap<>();
 
-    private final Resolver resolver;
+    private final QueuedThreadPool dnsExecutor;
+    private final QueuedThreadPool callbackExecutor;
+    private final ScheduledExecutorScheduler scheduler;
+    private final HostCache hosts;
+    private volatile CloseableHttpAsyncClient lookups;
+    private volatile CloseableHttpAsyncClient streams;
+    private volatile PoolingAsyncClientConnectionManager lookupPool;
+    private volatile PoolingAsyncClientConnectionManager streamPool;
+
+    /** Credentials for one origin, and the Basic scheme learned (or given) for it. */
+    private record Login(CredentialsProvider credentials, AuthCache authCache) {}
 
     public UpstreamClient(Duration connectTimeout) {
         this(connectTimeout, List.of());
@@ -62,27 +132,53 @@ public final class UpstreamClient extends AbstractLifeCycle {
 
     /**
      * @param upstreams whose own connect timeouts apply to their endpoints (the shortest, if shared)
-     * @param resolver host name lookups, run only on this client's own resolver thread
+     * @param resolver host name lookups, run only on this client's own DNS threads
      */
     public UpstreamClient(Duration connectTimeout, List<Upstream> upstreams, Resolver resolver) {
-        this.resolver = resolver;
         this.connectTimeout = connectTimeout;
         for (Upstream u : upstreams) connectTimeouts.merge(u.endpoint(), u.connectTimeout(), (x, y) -> x.compareTo(y) <= 0 ? x : y);
+        dnsExecutor = pool("ncro-dns", 8);
+        callbackExecutor = pool("ncro-upstream", 16);
+        scheduler = new ScheduledExecutorScheduler("ncro-upstream-timer", true);
+        hosts = new HostCache(resolver, dnsExecutor, System::nanoTime, DNS_TTL, DNS_FAILURE_TTL);
+        // started in this order, stopped in reverse
+        addBean(dnsExecutor, true);
+        addBean(callbackExecutor, true);
+        addBean(scheduler, true);
+    }
+
+    private static QueuedThreadPool pool(String name, int maxThreads) {
+        QueuedThreadPool pool = new QueuedThreadPool(maxThreads, 1);
+        pool.setName(name);
+        pool.setDaemon(true);
+        pool.setReservedThreads(0);
+        return pool;
     }
 
     /**
      * Sends credentials only after this upstream's origin answers 401 with a challenge (a
-     * netrc {@code default} entry: never preemptively, never to another origin).
+     * netrc {@code default} entry: never preemptively, never to another origin). Once that
+     * origin has challenged, later requests to it carry the credentials from the start.
      */
     public void loginOnChallenge(Upstream upstream, String user, String password) {
-        login(upstream, user, password); // TODO challenge-only
+        logins.put(upstream.endpoint(), new Login(credentials(upstream, user, password), new BasicAuthCache()));
     }
 
     /** Sends Basic credentials with every request to this upstream's origin (scheme, host, port) only. */
     public void login(Upstream upstream, String user, String password) {
         BasicScheme basic = new BasicScheme();
         basic.initPreemptive(new UsernamePasswordCredentials(user, password.toCharArray()));
-        logins.put(new HttpHost(upstream.base().getScheme(), upstream.base().getHost(), upstream.port()), basic);
+        AuthCache preemptive = new BasicAuthCache();
+        preemptive.put(origin(upstream), basic);
+        logins.put(upstream.endpoint(), new Login(credentials(upstream, user, password), preemptive));
+    }
+
+    private static CredentialsProvider credentials(Upstream upstream, String user, String password) {
+        return CredentialsProviderBuilder.create().add(new AuthScope(origin(upstream)), user, password.toCharArray()).build();
+    }
+
+    private static HttpHost origin(Upstream upstream) {
+        return new HttpHost(upstream.base().getScheme(), upstream.base().getHost(), upstream.port());
     }
 
     /** The connect timeout for connections to scheme://host:port. */
@@ -92,10 +188,20 @@ public final class UpstreamClient extends AbstractLifeCycle {
 
     @Override
     protected void doStart() throws Exception {
-        PoolingAsyncClientConnectionManager pool = PoolingAsyncClientConnectionManagerBuilder.create()
-                .setMaxConnTotal(Defaults.POOL_MAX_TOTAL)
-                .setMaxConnPerRoute(Defaults.POOL_MAX_PER_ROUTE)
+        super.doStart(); // executors and scheduler first: the reactors' work lands on them
+        lookupPool = pool(Defaults.POOL_MAX_TOTAL, Defaults.POOL_MAX_PER_ROUTE);
+        lookups = build("ncro-lookup-io", lookupPool);
+        streamPool = pool(STREAM_POOL_MAX_TOTAL, STREAM_POOL_MAX_PER_ROUTE);
+        streams = build("ncro-stream-io", streamPool);
+    }
+
+    private PoolingAsyncClientConnectionManager pool(int maxTotal, int maxPerRoute) {
+        return PoolingAsyncClientConnectionManagerBuilder.create()
+                .setMaxConnTotal(maxTotal)
+                .setMaxConnPerRoute(maxPerRoute)
                 .setPoolConcurrencyPolicy(PoolConcurrencyPolicy.LAX)
+                // reads only what the DNS executor looked up: a lease satisfied on an I/O thread never blocks
+                .setDnsResolver(hosts)
                 .setConnectionConfigResolver(route -> ConnectionConfig.custom()
                         .setConnectTimeout(Timeout.of(connectTimeout(route.getTargetHost().getSchemeName(),
                                 route.getTargetHost().getHostName(), route.getTargetHost().getPort())))
@@ -104,7 +210,10 @@ public final class UpstreamClient extends AbstractLifeCycle {
                         .build())
                 .setDefaultTlsConfig(TlsConfig.custom().setVersionPolicy(HttpVersionPolicy.FORCE_HTTP_1).build())
                 .build();
-        client = HttpAsyncClients.custom()
+    }
+
+    private CloseableHttpAsyncClient build(String threadName, PoolingAsyncClientConnectionManager pool) {
+        CloseableHttpAsyncClient client = HttpAsyncClients.custom()
                 .setConnectionManager(pool)
                 .setHttp1Config(Http1Config.custom().setInitialWindowSize(INITIAL_WINDOW).build())
                 .setIOReactorConfig(IOReactorConfig.custom()
@@ -114,42 +223,65 @@ public final class UpstreamClient extends AbstractLifeCycle {
                         // for probe timeouts and cooldowns measured in hundreds of milliseconds
                         .setSelectInterval(TimeValue.ofMilliseconds(100))
                         .build())
+                .setThreadFactory(new DefaultThreadFactory(threadName, true))
                 .disableAutomaticRetries()
+                // followed by this client, within RedirectPolicy
+                .disableRedirectHandling()
                 .disableCookieManagement()
+                // with no provider the builder may consult system properties; credentials come per request
+                .setDefaultCredentialsProvider(new BasicCredentialsProvider())
                 .setUserAgent(USER_AGENT)
                 .build();
         client.start();
+        return client;
     }
 
     @Override
     protected void doStop() throws Exception {
-        CloseableHttpAsyncClient c = client;
-        client = null;
-        if (c != null) {
-            c.initiateShutdown();
+        // the reactors first (they fail what is in flight), then scheduler and executors in reverse
+        shutdown(streams);
+        shutdown(lookups);
+        streams = null;
+        lookups = null;
+        super.doStop();
+    }
+
+    private static void shutdown(CloseableHttpAsyncClient c) {
+        if (c == null) return;
+        c.initiateShutdown();
+        try {
             c.awaitShutdown(TimeValue.ofSeconds(2));
-            c.close(CloseMode.IMMEDIATE);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
+        c.close(CloseMode.IMMEDIATE);
     }
 
     /**
      * GETs a small resource of {@code upstream} (a narinfo), reading at most {@code maxBytes}
-     * of a 200 answer (after undoing any Content-Encoding). Redirects are followed within the
-     * redirect policy; a refused one fails with {@link RedirectRefusedException}. The callback
-     * runs on an I/O thread: it must hand real work to another executor.
+     * of a 200 answer (after undoing any Content-Encoding; an unknown coding or a body that
+     * decodes to more fails). Redirects are followed within the redirect policy; a refused one
+     * fails with {@link RedirectRefusedException}. The callback runs exactly once, on this
+     * client's callback executor, within {@code timeout} however slow DNS is.
      *
-     * @param timeout for the whole exchange, redirects included
+     * @param timeout for the whole exchange: lookup, redirects and retry included
      */
     public Cancellable fetch(Upstream upstream, URI uri, int maxBytes, Duration timeout, FutureCallback<Fetched> callback) {
         return request(upstream, "GET", uri, maxBytes, timeout, callback);
     }
 
-    /** Sends a body-less request ({@code GET} or {@code HEAD}) to {@code upstream}, reading a small answer. */
+    /**
+     * Sends a body-less request ({@code GET} or {@code HEAD}) to {@code upstream}, reading a small
+     * answer; as {@link #fetch}. Cancelling reports {@code cancelled()} at once; a request
+     * already sent is left to finish unreported (within {@code timeout}) so its keep-alive
+     * connection returns to the pool: a race's losers cost no new connection.
+     */
     public Cancellable request(Upstream upstream, String method, URI uri, int maxBytes, Duration timeout,
             FutureCallback<Fetched> callback) {
-        AsyncRequestProducer request = AsyncRequestBuilder.create(method).setUri(uri).build();
-        Future<Fetched> f = running().execute(request, new BoundedBodyConsumer(maxBytes), null, context(timeout), callback);
-        return () -> f.cancel(true);
+        running(lookups);
+        LookupExchange exchange = new LookupExchange(this, upstream, method, maxBytes, timeout, callback);
+        exchange.start(uri);
+        return exchange;
     }
 
     /**
@@ -157,44 +289,111 @@ public final class UpstreamClient extends AbstractLifeCycle {
      * pool of narinfo lookups and probes); the body flows into {@code sink} under its flow
      * control. Redirects are followed within the redirect policy, invisibly to the sink; a
      * refused one ends in {@link StreamingConsumer.Sink#onError} with a
-     * {@link RedirectRefusedException}.
+     * {@link RedirectRefusedException}. The returned handle follows the current hop.
      *
      * @param headers end-to-end request headers to forward
-     * @param idleTimeout how long the exchange may see no data before it fails
+     * @param idleTimeout how long the exchange may see no data before it fails (also the
+     *     limit for the host lookup)
      */
     public UpstreamStream stream(Upstream upstream, URI uri, boolean head, Map<String, String> headers,
             Duration idleTimeout, StreamingConsumer.Sink sink) {
-        AsyncRequestBuilder builder = head ? AsyncRequestBuilder.head(uri) : AsyncRequestBuilder.get(uri);
-        headers.forEach(builder::addHeader);
-        StreamingConsumer consumer = new StreamingConsumer(sink, INITIAL_WINDOW, Defaults.STREAM_WINDOW_BYTES);
-        Future<Void> f = running().execute(builder.build(), consumer, null, context(idleTimeout), null);
-        return new UpstreamStream() {
-            @Override
-            public void release(int bytes) {
-                consumer.release(bytes);
-            }
-
-            @Override
-            public void cancel() {
-                consumer.cancel();
-                f.cancel(true);
-            }
-        };
+        running(streams);
+        StreamExchange exchange = new StreamExchange(this, upstream, head, Map.copyOf(headers), idleTimeout, sink);
+        exchange.start(uri);
+        return exchange;
     }
 
-    private CloseableHttpAsyncClient running() {
-        CloseableHttpAsyncClient c = client;
+    private static CloseableHttpAsyncClient running(CloseableHttpAsyncClient c) {
         if (c == null) throw new IllegalStateException("upstream client is not started");
         return c;
     }
 
-    private HttpClientContext context(Duration timeout) {
+    CloseableHttpAsyncClient lookups() {
+        return running(lookups);
+    }
+
+    CloseableHttpAsyncClient streams() {
+        return running(streams);
+    }
+
+    /** Idle keep-alive connections in the lookup or the stream pool; for tests and diagnostics. */
+    int idleConnections(boolean streamPool) {
+        PoolingAsyncClientConnectionManager pool = streamPool ? this.streamPool : lookupPool;
+        return pool == null ? 0 : pool.getTotalStats().getAvailable();
+    }
+
+    Executor callbacks() {
+        return callbackExecutor;
+    }
+
+    /** Runs {@code task} on the callback executor; inline only when the client is stopping. */
+    void dispatch(Runnable task) {
+        try {
+            callbackExecutor.execute(task);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            task.run();
+        }
+    }
+
+    Scheduler scheduler() {
+        return scheduler;
+    }
+
+    /**
+     * The addresses of {@code host}, looked up on the DNS executor; fails with
+     * {@link UnknownHostException} when the lookup does or takes longer than {@code within}.
+     * Dependent stages must run async on {@link #callbacks()}: this may complete on the timer.
+     */
+    CompletableFuture<InetAddress[]> lookup(String host, Duration within) {
+        CompletableFuture<InetAddress[]> lookup = hosts.lookup(host);
+        if (lookup.isDone()) return lookup;
+        CompletableFuture<InetAddress[]> result = new CompletableFuture<>();
+        Scheduler.Task timer = scheduler.schedule(() -> result.completeExceptionally(
+                new UnknownHostException(host + ": no address within " + within.toMillis() + " ms")),
+                within.toNanos(), TimeUnit.NANOSECONDS);
+        lookup.whenComplete((addresses, failure) -> {
+            timer.cancel();
+            if (failure != null) result.completeExceptionally(unwrap(failure));
+            else result.complete(addresses);
+        });
+        return result;
+    }
+
+    /** Per-request state: credentials only for the upstream's own origin, and the timeouts. */
+    HttpClientContext context(Upstream upstream, URI uri, Duration timeout) {
         HttpClientContext context = HttpClientContext.create();
-        context.setAuthCache(logins);
+        Login login = RedirectPolicy.sameOrigin(upstream, uri) ? logins.get(upstream.endpoint()) : null;
+        if (login != null) {
+            context.setCredentialsProvider(login.credentials());
+            context.setAuthCache(login.authCache());
+        } else {
+            context.setCredentialsProvider(new BasicCredentialsProvider());
+            context.setAuthCache(new BasicAuthCache());
+        }
         context.setRequestConfig(RequestConfig.custom()
                 .setResponseTimeout(Timeout.of(timeout))
                 .setConnectionRequestTimeout(Timeout.of(timeout))
                 .build());
         return context;
+    }
+
+    /** Logs a refused redirect, once per refusal; the message names the target host only. */
+    static void logRefused(RedirectRefusedException e) {
+        LOG.warn("{}", e.getMessage());
+    }
+
+    /**
+     * Whether a failure before any response head means the upstream closed a pooled connection
+     * while it was idle: worth one more try on another connection. Not a timeout, not a refused
+     * or unreachable connection.
+     */
+    static boolean isStaleConnection(Throwable failure) {
+        if (failure instanceof NoHttpResponseException || failure instanceof ConnectionClosedException) return true;
+        return failure instanceof SocketException && !(failure instanceof ConnectException)
+                && !(failure instanceof NoRouteToHostException) && !(failure instanceof PortUnreachableException);
+    }
+
+    static Throwable unwrap(Throwable failure) {
+        return failure instanceof CompletionException && failure.getCause() != null ? failure.getCause() : failure;
     }
 }
