@@ -26,12 +26,22 @@ final class FaultFixture implements AutoCloseable {
 
     /**
      * A closure {@code top → mid → leaf} plus {@code top → big}; {@code big} is a ~256 KiB text
-     * (xz: ~130 KiB), large enough that a reset half-way really cuts a body in flight.
+     * (xz: ~130 KiB), large enough that a reset half-way really cuts a body in flight. Tests that
+     * only look narinfos up make it one line ({@link #smallClosures}).
      */
     record Closure(String top, String mid, String leaf, String big) {
         List<String> paths() {
             return List.of(leaf, mid, big, top);
         }
+    }
+
+    /** Lines of {@code big}: 4000 (~256 KiB), or 1 where NAR sizes do not matter. */
+    private int bigLines = 4000;
+
+    /** Makes {@code big} a one-line path from now on: cheaper to make, copy and sign. */
+    FaultFixture smallClosures() {
+        bigLines = 1;
+        return this;
     }
 
     final Path work;
@@ -59,7 +69,7 @@ final class FaultFixture implements AutoCloseable {
             String leaf = "(builtins.toFile \"leaf-" + tag + "\" \"leaf " + tag + "\")";
             String mid = "(builtins.toFile \"mid-" + tag + "\" \"mid ${" + leaf + "}\")";
             String big = "(builtins.toFile \"big-" + tag + "\" (builtins.concatStringsSep \"\\n\" (builtins.genList (i: "
-                    + "builtins.hashString \"sha256\" \"" + tag + "${toString i}\") 4000)))";
+                    + "builtins.hashString \"sha256\" \"" + tag + "${toString i}\") " + bigLines + ")))";
             String top = "(builtins.toFile \"top-" + tag + "\" \"top ${" + mid + "} ${" + leaf + "} ${" + big + "}\")";
             list.append(' ').append(top).append(' ').append(mid).append(' ').append(leaf).append(' ').append(big);
         }

