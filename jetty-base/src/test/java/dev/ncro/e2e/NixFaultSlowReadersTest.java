@@ -96,7 +96,7 @@ class NixFaultSlowReadersTest {
             ch.configureBlocking(false);
             readers.add(ch);
         }
-        long[] read = new long[READERS];
+        java.util.concurrent.atomic.AtomicLong read = new java.util.concurrent.atomic.AtomicLong();
         pace = Executors.newSingleThreadScheduledExecutor();
         pace.scheduleAtFixedRate(() -> {
             ByteBuffer buf = ByteBuffer.allocate(BYTES_PER_TICK);
@@ -104,7 +104,7 @@ class NixFaultSlowReadersTest {
                 try {
                     buf.clear();
                     int n = readers.get(i).read(buf);
-                    if (n > 0) read[i] += n;
+                    if (n > 0) read.addAndGet(n);
                 } catch (IOException e) {
                     // counted as not reading; the assertions below look at ncro, not at this reader
                 }
@@ -151,8 +151,7 @@ class NixFaultSlowReadersTest {
         System.out.printf("(g) phases: closures and ncro %d ms, readers streaming %d ms, lookups %d ms, probes watched %d ms%n",
                 (tStarted - t0) / 1_000_000, (tStreaming - tStarted) / 1_000_000, (tLooked - tStreaming) / 1_000_000,
                 (System.nanoTime() - tLooked) / 1_000_000);
-        long readTotal = 0;
-        for (long n : read) readTotal += n;
+        long readTotal = read.get();
         System.out.printf("(g) %d slow readers (%d bytes read in all), upstreams asked for %d NARs (A %d, B %d); %d cold lookups,"
                 + " slowest %d ms; A over %d probes: %s, most consecutive failures %d%n",
                 READERS, readTotal, narRequests(a, b), a.count(NAR), b.count(NAR), lookups, worst, probes.size() - 1,
