@@ -89,7 +89,7 @@ class NixFaultRestartTest {
         assertEquals(404, afterBack.status(), "a miss right after A is back: " + afterBack.body()
                 + "\n--- ncro log (tail) ---\n" + FaultFixture.tail(ncro.log(), 20));
         assertTrue(afterBack.millis() < DEADLINE.toMillis(), "the miss answered within the race deadline: " + afterBack.millis() + " ms");
-        assertEquals(1, a.count("/" + missing('2') + ".narinfo"), "A, back, was asked about the miss: " + a.requests());
+        assertTrue(a.count("/" + missing('2') + ".narinfo") >= 1, "A, back, was asked about the miss: " + a.requests());
 
         String path = "/nix/store/" + missing('3') + "-missing";
         Nix.Timed r = fx.realise(ncro, "restart-miss", path, Duration.ofSeconds(30));
