@@ -78,6 +78,40 @@ final class JettyDistribution implements AutoCloseable {
         return "http://127.0.0.1:" + port;
     }
 
+    /** A plain HTTP answer from ncro, and how long it took. */
+    record Answer(int status, String body, long millis) {}
+
+    private static final java.net.http.HttpClient HTTP = java.net.http.HttpClient.newBuilder()
+            .connectTimeout(java.time.Duration.ofSeconds(10)).build();
+
+    /** GETs {@code path} from ncro with a plain HTTP client (no retries), timed; at most 60 s. */
+    Answer get(String path) throws IOException, InterruptedException {
+        java.net.http.HttpRequest request = java.net.http.HttpRequest.newBuilder(java.net.URI.create(url() + path))
+                .timeout(java.time.Duration.ofSeconds(60)).build();
+        long t0 = System.nanoTime();
+        java.net.http.HttpResponse<String> response = HTTP.send(request, java.net.http.HttpResponse.BodyHandlers.ofString());
+        return new Answer(response.statusCode(), response.body(), (System.nanoTime() - t0) / 1_000_000);
+    }
+
+    /** This upstream's entry in /health ({@code state}, {@code consecutive_failures}, {@code last_probe}, ...). */
+    com.fasterxml.jackson.databind.JsonNode health(java.net.URI upstream) throws IOException, InterruptedException {
+        String body = get("/health").body();
+        for (com.fasterxml.jackson.databind.JsonNode u : new com.fasterxml.jackson.databind.ObjectMapper().readTree(body).path("upstreams")) {
+            if (u.path("url").asText().equals(upstream.toString())) return u;
+        }
+        throw new AssertionError("no upstream " + upstream + " on /health:\n" + body);
+    }
+
+    /** Polls /health (another process's state: there is no event to wait for) until {@code upstream} shows {@code state}. */
+    void awaitState(java.net.URI upstream, String state, java.time.Duration max) throws IOException, InterruptedException {
+        long until = System.nanoTime() + max.toNanos();
+        while (System.nanoTime() < until) {
+            if (health(upstream).path("state").asText().equals(state)) return;
+            Thread.sleep(50);
+        }
+        throw new AssertionError(upstream + " not " + state + " within " + max + ":\n" + get("/health").body());
+    }
+
     private static int freePort() throws IOException {
         try (ServerSocket s = new ServerSocket(0)) {
             return s.getLocalPort();

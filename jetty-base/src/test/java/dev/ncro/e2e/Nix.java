@@ -18,6 +18,9 @@ import org.junit.jupiter.api.Assumptions;
 final class Nix {
     record Result(int exit, String output) {}
 
+    /** A run under a time limit: {@code timedOut} when the client was killed at the limit. */
+    record Timed(int exit, String output, long millis, boolean timedOut) {}
+
     private final Path work;
     private final Map<String, String> env = new HashMap<>();
 
@@ -57,6 +60,39 @@ final class Nix {
             throw new AssertionError("timed out: " + String.join(" ", args));
         }
         return new Result(p.exitValue(), new String(out, StandardCharsets.UTF_8));
+    }
+
+    /**
+     * Runs a client for at most {@code limit}; a client still running then is killed, and the
+     * result says so, with what it had printed. Fault tests bound their clients this way so that
+     * a stall fails the test at its time bound instead of after Nix's own 300 s stall limit.
+     */
+    Timed run(java.time.Duration limit, String... args) throws IOException, InterruptedException {
+        ProcessBuilder pb = new ProcessBuilder(args).directory(work.toFile()).redirectErrorStream(true);
+        pb.environment().putAll(env);
+        long t0 = System.nanoTime();
+        Process p = pb.start();
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        Thread reader = new Thread(() -> {
+            try (var in = p.getInputStream()) {
+                in.transferTo(out);
+            } catch (IOException e) {
+                // the process was killed
+            }
+        }, "nix-output");
+        reader.start();
+        boolean finished = p.waitFor(limit.toMillis(), TimeUnit.MILLISECONDS);
+        long millis = (System.nanoTime() - t0) / 1_000_000;
+        if (!finished) {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
+            p.destroyForcibly().waitFor();
+        }
+        reader.join(10_000);
+        String text;
+        synchronized (out) {
+            text = out.toString(StandardCharsets.UTF_8);
+        }
+        return new Timed(finished ? p.exitValue() : -1, text, millis, !finished);
     }
 
     String ok(String... args) throws IOException, InterruptedException {

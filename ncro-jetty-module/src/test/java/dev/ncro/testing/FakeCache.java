@@ -26,23 +26,28 @@ import org.eclipse.jetty.util.IteratingCallback;
 /**
  * A scriptable binary cache: a real Jetty server on 127.0.0.1, port 0, serving files from
  * memory, from a directory (as {@code nix copy --to file://} writes it) or generated on the
- * fly (for NARs larger than memory). Each path can be scripted to answer a status, hang, or
- * reset the connection after some bytes; a delay can be set for the whole cache. Every request
- * is logged, so tests check what the upstream actually received.
+ * fly (for NARs larger than memory). Each path — or every path under a prefix, such as
+ * {@code /nar/}, or {@code /} for everything, probes included — can be scripted to answer a
+ * status, hang before the head, reset the connection after some bytes or a fraction of the
+ * body; a delay can be set for the whole cache; the whole cache can freeze ({@link #hangAll})
+ * or restart ({@link #restart}). Every request is logged as it arrives, whatever the script
+ * then does with it, so tests check what the upstream actually received.
  */
 public final class FakeCache implements AutoCloseable {
-    /** What the cache received. */
-    public record Logged(String method, String target, Map<String, String> headers) {
+    /** What the cache received, and when it arrived ({@link System#nanoTime()}). */
+    public record Logged(String method, String target, Map<String, String> headers, long arrivedNanos) {
         public String path() {
             int q = target.indexOf('?');
             return q < 0 ? target : target.substring(0, q);
         }
     }
 
-    private sealed interface Script permits Status, Hang, ResetAfter {}
+    private sealed interface Script permits Status, Hang, ResetAfter, ResetHalfWay {}
     private record Status(int code) implements Script {}
     private record Hang() implements Script {}
     private record ResetAfter(long bytes) implements Script {}
+    /** Resets after {@code fraction} of the bytes this response would carry (of the range, for a Range request). */
+    private record ResetHalfWay(double fraction) implements Script {}
 
     /** Generated bodies repeat this pattern: byte {@code i} of a body is {@code PATTERN[i % CHUNK]}. */
     public static final int CHUNK = 64 * 1024;
@@ -57,6 +62,8 @@ public final class FakeCache implements AutoCloseable {
     private final Map<String, byte[]> files = new ConcurrentHashMap<>();
     private final Map<String, Long> generated = new ConcurrentHashMap<>();
     private final Map<String, Script> scripts = new ConcurrentHashMap<>();
+    /** Scripts for every path under a prefix; an exact path's script wins, then the longest prefix. */
+    private final Map<String, Script> prefixScripts = new ConcurrentHashMap<>();
     private final List<Logged> log = new CopyOnWriteArrayList<>();
     private final List<Callback> hanging = new CopyOnWriteArrayList<>();
     private final java.util.Set<String> chunked = ConcurrentHashMap.newKeySet();
@@ -148,6 +155,40 @@ public final class FakeCache implements AutoCloseable {
         return this;
     }
 
+    /** Every path starting with {@code prefix} ({@code "/"}: everything, probes included) answers {@code code}. */
+    public FakeCache statusUnder(String prefix, int code) {
+        prefixScripts.put(prefix, new Status(code));
+        return this;
+    }
+
+    /** Every path starting with {@code prefix} is accepted and never answered (no head, no byte). */
+    public FakeCache hangUnder(String prefix) {
+        prefixScripts.put(prefix, new Hang());
+        return this;
+    }
+
+    /**
+     * Every path starting with {@code prefix} sends its head and {@code fraction} of the body it
+     * would send (0.5: half-way; of the requested range, for a Range request), then aborts the
+     * connection. A Content-Length is sent as usual, so the client sees the body end early.
+     */
+    public FakeCache resetUnder(String prefix, double fraction) {
+        if (!(fraction >= 0 && fraction < 1)) throw new IllegalArgumentException("fraction must be in [0, 1): " + fraction);
+        prefixScripts.put(prefix, new ResetHalfWay(fraction));
+        return this;
+    }
+
+    /** The script for a request path: the exact path's, else the longest matching prefix's, else null. */
+    private Script scriptFor(String path) {
+        Script exact = scripts.get(path);
+        if (exact != null) return exact;
+        String best = null;
+        for (String prefix : prefixScripts.keySet()) {
+            if (path.startsWith(prefix) && (best == null || prefix.length() > best.length())) best = prefix;
+        }
+        return best == null ? null : prefixScripts.get(best);
+    }
+
     /** Sends this path without Content-Length (chunked), as some caches do. */
     public FakeCache chunked(String path) {
         chunked.add(path);
@@ -195,6 +236,23 @@ public final class FakeCache implements AutoCloseable {
     }
 
     /**
+     * A restart: stops listening (open connections closed, new ones refused), runs
+     * {@code whileDown}, and listens again on the same port.
+     *
+     * @return how long the port refused connections
+     */
+    public Duration restart(Runnable whileDown) {
+        long t0 = System.nanoTime();
+        refuseConnections();
+        try {
+            whileDown.run();
+        } finally {
+            resume();
+        }
+        return Duration.ofNanos(System.nanoTime() - t0);
+    }
+
+    /**
      * The most requests that were waiting for an answer at once, from arrival until the cache
      * starts answering. The client cannot have finished with a request before that, so an
      * overlap here was real concurrency on the client's side.
@@ -203,8 +261,10 @@ public final class FakeCache implements AutoCloseable {
         return maxActive.get();
     }
 
+    /** Forgets every script, exact and prefix (already hanging requests stay hanging). */
     public FakeCache clearScripts() {
         scripts.clear();
+        prefixScripts.clear();
         return this;
     }
 
@@ -240,7 +300,7 @@ public final class FakeCache implements AutoCloseable {
         Map<String, String> headers = new ConcurrentHashMap<>();
         request.getHeaders().forEach(f -> headers.put(f.getName().toLowerCase(java.util.Locale.ROOT), f.getValue()));
         String target = request.getHttpURI().getPathQuery();
-        log.add(new Logged(request.getMethod(), target, headers));
+        log.add(new Logged(request.getMethod(), target, headers, System.nanoTime()));
         Duration d = delay;
         if (d.isZero()) {
             respond(request, response, callback);
@@ -250,10 +310,10 @@ public final class FakeCache implements AutoCloseable {
     }
 
     private void respond(Request request, Response response, Callback callback) {
-        // no longer waiting: from here on the answer is on its way (a hung request stays counted)
-        if (!hangAll && !(scripts.get(request.getHttpURI().getPath()) instanceof Hang)) active.decrementAndGet();
         String path = request.getHttpURI().getPath();
-        Script script = scripts.get(path);
+        Script script = scriptFor(path);
+        // no longer waiting: from here on the answer is on its way (a hung request stays counted)
+        if (!hangAll && !(script instanceof Hang)) active.decrementAndGet();
         if (hangAll || script instanceof Hang) {
             hanging.add(callback);
             return;
@@ -300,7 +360,8 @@ public final class FakeCache implements AutoCloseable {
             callback.succeeded();
             return;
         }
-        long resetAt = script instanceof ResetAfter r ? r.bytes() : -1;
+        long resetAt = script instanceof ResetAfter r ? r.bytes()
+                : script instanceof ResetHalfWay h ? from + (long) ((to - from) * h.fraction()) : -1;
         new Writer(response, callback, body, from, to, resetAt, abortedWrites).iterate();
     }
 
