@@ -36,6 +36,10 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class Bench {
     public static void main(String[] args) throws Exception {
         String which = args.length > 0 ? args[0] : "all";
+        if (which.equals("load")) {
+            dev.ncro.bench.load.LoadBench.main(args);
+            return;
+        }
         System.out.println("ncro bench on " + Runtime.getRuntime().availableProcessors() + " cores, Java "
                 + Runtime.version() + ", max heap " + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB");
         if (which.equals("all") || which.equals("narinfo")) narinfoLookups(args.length > 1 ? Integer.parseInt(args[1]) : 500);
@@ -183,7 +187,7 @@ public final class Bench {
     }
 
     /** Distinct, well-spread nix32 hashes: a bijective scramble of {@code n}, padded. */
-    static String routeHash(long n) {
+    public static String routeHash(long n) {
         long x = (n * 0x9E3779B97F4A7C15L) >>> 24; // odd multiplier: bijective on the low bits used
         StringBuilder sb = new StringBuilder(32);
         for (int i = 0; i < 8; i++) {
