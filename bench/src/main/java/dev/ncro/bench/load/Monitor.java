@@ -8,12 +8,19 @@ import java.util.regex.Pattern;
 
 /**
  * Watches the ncro process during a run: its resident set ({@code VmRSS} from
- * {@code /proc/<pid>/status}) every 200 ms, and every second the state ncro's {@code /health}
- * reports for the upstream that will freeze. One thread, stopped by {@link #close}.
+ * {@code /proc/<pid>/status}) every 200 ms; every second the state ncro's {@code /health}
+ * reports for the upstream that will freeze, and from {@code /metrics} the NAR streams open and
+ * queued for a per-upstream stream slot. One thread, stopped by {@link #close}.
  */
 final class Monitor implements AutoCloseable {
-    /** One observation; {@code upstreamState} is null when /health was not read at that tick. */
-    record Tick(int atMs, long rssKiB, String upstreamState) {}
+    /**
+     * One observation; {@code upstreamState} is null and the stream counts -1 when /health and
+     * /metrics were not read at that tick.
+     */
+    record Tick(int atMs, long rssKiB, String upstreamState, int streamsInFlight, int streamsQueued) {}
+
+    private static final Pattern IN_FLIGHT = Pattern.compile("(?m)^ncro_nar_streams_in_flight (\\S+)$");
+    private static final Pattern QUEUED = Pattern.compile("(?m)^ncro_nar_streams_queued (\\S+)$");
 
     private final Distribution ncro;
     private final String watchedUrl;
@@ -40,15 +47,20 @@ final class Monitor implements AutoCloseable {
             while (running) {
                 int atMs = (int) TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - zeroNanos);
                 String upstreamState = null;
+                int inFlight = -1;
+                int queued = -1;
                 if (tick++ % 5 == 0) {
                     try {
                         Matcher m = state.matcher(health.get("/health", 64 * 1024, null).headText());
                         upstreamState = m.find() ? m.group(1) : "?";
+                        String metrics = health.get("/metrics", 1 << 20, null).headText();
+                        inFlight = gauge(IN_FLIGHT, metrics);
+                        queued = gauge(QUEUED, metrics);
                     } catch (Exception e) {
                         upstreamState = "unanswered";
                     }
                 }
-                ticks.add(new Tick(atMs, ncro.statusKiB("VmRSS"), upstreamState));
+                ticks.add(new Tick(atMs, ncro.statusKiB("VmRSS"), upstreamState, inFlight, queued));
                 TimeUnit.MILLISECONDS.sleep(200);
             }
         } catch (InterruptedException e) {
@@ -56,6 +68,11 @@ final class Monitor implements AutoCloseable {
         } finally {
             health.close();
         }
+    }
+
+    private static int gauge(Pattern p, String metrics) {
+        Matcher m = p.matcher(metrics);
+        return m.find() ? (int) Double.parseDouble(m.group(1)) : -1;
     }
 
     List<Tick> ticks() {

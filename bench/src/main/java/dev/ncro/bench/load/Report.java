@@ -73,10 +73,11 @@ final class Report {
             row(kind.label, "before freeze", Stats.of(samples, 0, Math.min(freezeMs, endMs), kind), Math.min(freezeMs, endMs));
             row("", "after freeze", Stats.of(samples, Math.min(freezeMs, endMs), endMs, kind), endMs - Math.min(freezeMs, endMs));
         }
-        row("all kinds", "before freeze", Stats.of(samples, 0, Math.min(freezeMs, endMs), null), Math.min(freezeMs, endMs));
+        row("all kinds", "warm-up", warmup, warmupSeconds * 1000);
+        row("", "before freeze", Stats.of(samples, 0, Math.min(freezeMs, endMs), null), Math.min(freezeMs, endMs));
         row("", "after freeze", Stats.of(samples, Math.min(freezeMs, endMs), endMs, null), endMs - Math.min(freezeMs, endMs));
         System.out.println("  (latency: from sending the request to the last body byte, every request counted, failed ones too;"
-                + " phase by start time)");
+                + " phase by start time; the warm-up begins with every client asking a cold narinfo, as nothing is warm yet)");
 
         long errors = errors(Integer.MIN_VALUE, endMs);
         long false404 = false404s(Integer.MIN_VALUE, endMs);
@@ -138,8 +139,8 @@ final class Report {
 
     private void printTimeline() {
         System.out.printf("  by %d s window:%n", WINDOW_MS / 1000);
-        System.out.printf("    %-9s %8s %8s %10s %10s %10s %10s %9s %9s%n", "t s", "req/s", "NAR MiB/s", "p99 cold",
-                "p99 warm", "p99 NAR", "max any", "not-ok*", "RSS MiB");
+        System.out.printf("    %-9s %8s %8s %10s %10s %10s %10s %9s %9s %11s%n", "t s", "req/s", "NAR MiB/s", "p99 cold",
+                "p99 warm", "p99 NAR", "max any", "not-ok*", "RSS MiB", "streams**");
         for (int from = 0; from < endMs; from += WINDOW_MS) {
             int to = Math.min(endMs, from + WINDOW_MS);
             int f = from;
@@ -148,13 +149,16 @@ final class Report {
             Stats nar = Stats.of(samples, from, to, Workload.Kind.NAR);
             long notOk = errors(from, to) + Stats.of(samples, from, to, Workload.Kind.NARINFO_MISS).matching(c -> c != 404);
             long rss = ticks.stream().filter(t -> t.atMs() >= f && t.atMs() < to).mapToLong(Monitor.Tick::rssKiB).max().orElse(-1);
-            System.out.printf("    %-9s %,8.0f %8.1f %10.2f %10.2f %10.2f %10.2f %,9d %9.0f%s%n", from / 1000 + "-" + to / 1000,
+            int open = ticks.stream().filter(t -> t.atMs() >= f && t.atMs() < to).mapToInt(Monitor.Tick::streamsInFlight).max().orElse(-1);
+            int queued = ticks.stream().filter(t -> t.atMs() >= f && t.atMs() < to).mapToInt(Monitor.Tick::streamsQueued).max().orElse(-1);
+            System.out.printf("    %-9s %,8.0f %8.1f %10.2f %10.2f %10.2f %10.2f %,9d %9.0f %11s%s%n", from / 1000 + "-" + to / 1000,
                     all.count / ((to - from) / 1000.0), nar.bodyBytes / 1048576.0 / ((to - from) / 1000.0),
                     Stats.of(samples, from, to, Workload.Kind.NARINFO_COLD).pct(99),
                     Stats.of(samples, from, to, Workload.Kind.NARINFO_WARM).pct(99), nar.pct(99), all.max(), notOk,
-                    rss / 1024.0, from <= freezeMs && freezeMs < to ? "  <- A freezes" : "");
+                    rss / 1024.0, open + "/" + queued, from <= freezeMs && freezeMs < to ? "  <- A freezes" : "");
         }
         System.out.println("    * not-ok: requests for existing paths without a whole 200, plus misses not answered 404");
+        System.out.println("    ** ncro's NAR streams open / queued for a per_upstream_max_streams slot (most seen in a once-a-second /metrics read)");
     }
 
     private void printFailures() {
@@ -204,6 +208,9 @@ final class Report {
         System.out.printf("  %-13s %14s %14s%n", "kind", "before freeze", "after freeze");
         for (Workload.Kind kind : Workload.Kind.values()) ratioRow(ncro, kind.label, Stats.of(d, 0, endMs, kind), kind);
         ratioRow(ncro, "all kinds", total, null);
+        System.out.println("  B-direct is what the same clients would see using only B, the cache that never froze. Warm narinfos"
+                + " come from ncro's memory (below 1 is ncro's gain); cold narinfos, misses and NARs pay ncro's extra hop,"
+                + " its limits and, after the freeze, its waits for A.");
     }
 
     private static void ratioRow(Report ncro, String label, Stats direct, Workload.Kind kind) {
