@@ -70,10 +70,11 @@ public final class LoadBench {
                 System.out.printf("  ncro: pid %d, %s; log %s%n", ncro.serverProcess().pid(),
                         ncro.forked() ? "start.jar forked a child JVM (measured: the child)"
                                 : "start.jar ran Jetty in its own JVM (no --exec): that pid is the server",
-                        ncro.logFile);
+                        KEPT_LOG.toAbsolutePath());
                 ncroReport = ncroPhase(ncro, a, b, workload);
             } finally {
                 ncro.close();
+                keepLog(ncro.logFile);
             }
             ncroReport.print();
 
@@ -117,7 +118,7 @@ public final class LoadBench {
             monitor.close();
             ticks = monitor.ticks();
         }
-        if (!ncro.alive()) System.out.println("  ncro's process ENDED during the run: see " + ncro.logFile);
+        if (!ncro.alive()) System.out.println("  ncro's process ENDED during the run: see " + KEPT_LOG.toAbsolutePath());
         return new Report(clients, seconds, warmupSeconds, frozenAt[0], result, ticks, hwmKiB, heap, metrics,
                 ncro.complaints(), a.hangingCount());
     }
@@ -170,6 +171,18 @@ public final class LoadBench {
                 home.resolve("start.jar").toString(), "jetty.home=" + home, "jetty.base=" + base)));
         System.out.printf("  config (NCRO_CONFIG; every other key at its default):%n%s",
                 Files.readString(config).indent(4));
+    }
+
+    /** Where ncro's log is kept after the run (the work directory is deleted). */
+    private static final Path KEPT_LOG = Path.of("bench/target/load-ncro.log");
+
+    private static void keepLog(Path log) {
+        try {
+            Files.createDirectories(KEPT_LOG.toAbsolutePath().getParent());
+            Files.copy(log, KEPT_LOG, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        } catch (java.io.IOException e) {
+            System.err.println("could not keep ncro's log: " + e);
+        }
     }
 
     /** Clears the fake caches' request logs: they are kept for tests and would grow with every request. */

@@ -100,7 +100,7 @@ final class Report {
         System.out.printf("  clients: %,d connections opened for %d loops, %,d stale keep-alive retries, %d loops stuck at the end%s%n",
                 result.connects(), clients, result.staleRetries(), result.stuckLoops(),
                 result.countBoundHit() ? "; STOPPED BY THE REQUEST COUNT BOUND" : "");
-        System.out.printf("  A after the freeze: %,d requests from ncro left hanging there%n", hangingAtA);
+        System.out.printf("  requests ncro sent to A after the freeze (none answered): %,d%n", hangingAtA);
         printStates();
         printTimeline();
         printFailures();
