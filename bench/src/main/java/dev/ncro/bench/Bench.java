@@ -1,6 +1,5 @@
 package dev.ncro.bench;
 
-import static dev.ncro.testing.Narinfos.hash;
 import static dev.ncro.testing.Narinfos.narinfo;
 
 import dev.ncro.testing.FakeCache;
@@ -53,7 +52,7 @@ public final class Bench {
                 FakeCache mid = FakeCache.start().delay(Duration.ofMillis(150));
                 FakeCache slow = FakeCache.start().delay(Duration.ofMillis(300))) {
             for (int i = 0; i < warmup + lookups; i++) {
-                String h = hash(1000 + i);
+                String h = routeHash(1000 + i);
                 String info = narinfo(h, "p" + i, "nar/p" + i + ".nar.xz", 1234);
                 fast.put("/" + h + ".narinfo", info);
                 mid.put("/" + h + ".narinfo", info);
@@ -64,7 +63,7 @@ public final class Bench {
                 // baseline: the same GETs straight to the 50 ms upstream, no ncro in between
                 double[] direct = new double[lookups];
                 for (int i = 0; i < warmup + lookups; i++) {
-                    HttpRequest request = HttpRequest.newBuilder(fast.uri().resolve("/" + hash(1000 + i) + ".narinfo")).build();
+                    HttpRequest request = HttpRequest.newBuilder(fast.uri().resolve("/" + routeHash(1000 + i) + ".narinfo")).build();
                     long t0 = System.nanoTime();
                     ncro.http.send(request, HttpResponse.BodyHandlers.ofByteArray());
                     if (i >= warmup) direct[i - warmup] = (System.nanoTime() - t0) / 1e6;
@@ -73,7 +72,7 @@ public final class Bench {
                 fast.clearLog();
                 double[] ms = new double[lookups];
                 for (int i = 0; i < warmup + lookups; i++) {
-                    HttpRequest request = HttpRequest.newBuilder(ncro.uri("/" + hash(1000 + i) + ".narinfo")).build();
+                    HttpRequest request = HttpRequest.newBuilder(ncro.uri("/" + routeHash(1000 + i) + ".narinfo")).build();
                     long t0 = System.nanoTime();
                     HttpResponse<byte[]> r = ncro.http.send(request, HttpResponse.BodyHandlers.ofByteArray());
                     long t1 = System.nanoTime();
