@@ -1,6 +1,5 @@
 package dev.ncro.bench;
 
-import static dev.ncro.testing.Narinfos.hash;
 import static dev.ncro.testing.Narinfos.narinfo;
 
 import dev.ncro.testing.FakeCache;
@@ -36,6 +35,10 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class Bench {
     public static void main(String[] args) throws Exception {
         String which = args.length > 0 ? args[0] : "all";
+        if (which.equals("load")) {
+            dev.ncro.bench.load.LoadBench.main(args);
+            return;
+        }
         System.out.println("ncro bench on " + Runtime.getRuntime().availableProcessors() + " cores, Java "
                 + Runtime.version() + ", max heap " + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB");
         if (which.equals("all") || which.equals("narinfo")) narinfoLookups(args.length > 1 ? Integer.parseInt(args[1]) : 500);
@@ -49,7 +52,7 @@ public final class Bench {
                 FakeCache mid = FakeCache.start().delay(Duration.ofMillis(150));
                 FakeCache slow = FakeCache.start().delay(Duration.ofMillis(300))) {
             for (int i = 0; i < warmup + lookups; i++) {
-                String h = hash(1000 + i);
+                String h = routeHash(1000 + i);
                 String info = narinfo(h, "p" + i, "nar/p" + i + ".nar.xz", 1234);
                 fast.put("/" + h + ".narinfo", info);
                 mid.put("/" + h + ".narinfo", info);
@@ -60,7 +63,7 @@ public final class Bench {
                 // baseline: the same GETs straight to the 50 ms upstream, no ncro in between
                 double[] direct = new double[lookups];
                 for (int i = 0; i < warmup + lookups; i++) {
-                    HttpRequest request = HttpRequest.newBuilder(fast.uri().resolve("/" + hash(1000 + i) + ".narinfo")).build();
+                    HttpRequest request = HttpRequest.newBuilder(fast.uri().resolve("/" + routeHash(1000 + i) + ".narinfo")).build();
                     long t0 = System.nanoTime();
                     ncro.http.send(request, HttpResponse.BodyHandlers.ofByteArray());
                     if (i >= warmup) direct[i - warmup] = (System.nanoTime() - t0) / 1e6;
@@ -69,7 +72,7 @@ public final class Bench {
                 fast.clearLog();
                 double[] ms = new double[lookups];
                 for (int i = 0; i < warmup + lookups; i++) {
-                    HttpRequest request = HttpRequest.newBuilder(ncro.uri("/" + hash(1000 + i) + ".narinfo")).build();
+                    HttpRequest request = HttpRequest.newBuilder(ncro.uri("/" + routeHash(1000 + i) + ".narinfo")).build();
                     long t0 = System.nanoTime();
                     HttpResponse<byte[]> r = ncro.http.send(request, HttpResponse.BodyHandlers.ofByteArray());
                     long t1 = System.nanoTime();
@@ -184,7 +187,7 @@ public final class Bench {
     }
 
     /** Distinct, well-spread nix32 hashes: a bijective scramble of {@code n}, padded. */
-    static String routeHash(long n) {
+    public static String routeHash(long n) {
         long x = (n * 0x9E3779B97F4A7C15L) >>> 24; // odd multiplier: bijective on the low bits used
         StringBuilder sb = new StringBuilder(32);
         for (int i = 0; i < 8; i++) {
