@@ -71,7 +71,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     /** @param resolver host name lookups for upstreams and redirect targets (tests inject a slow one) */
     public Engine(NcroConfig config, Path dbPath, InstantSource clock, Resolver resolver) {
         this.config = config;
-        this.executor = new QueuedThreadPool(Math.max(8, 2 * Runtime.getRuntime().availableProcessors()), 2);
+        this.executor = new QueuedThreadPool(Math.max(16, 4 * Runtime.getRuntime().availableProcessors()), 2);
         executor.setName("ncro-worker");
         executor.setDaemon(true);
         this.upstreams = new Upstreams(config, clock, executor);
@@ -82,11 +82,13 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         this.client = new UpstreamClient(config.server().connectTimeout(), upstreams.all(), resolver);
         upstreams.logIn(config, netrc(config), client);
         this.lookups = new NarinfoLookup(upstreams, routes, client, metrics, cache.raceDeadline(),
-                cache.massQuery().upstreamCooldown(), cache.massQuery().maxConcurrentRaces(), scheduler, executor);
-        this.narRouting = new NarRouting(upstreams::health, upstreams::preference, cache.massQuery().upstreamCooldown(), clock);
+                cache.massQuery().upstreamCooldown(), cache.massQuery().maxConcurrentRaces(), scheduler, executor,
+                this::suspect);
+        this.narRouting = new NarRouting(upstreams::health, upstreams::preference, cache.massQuery().upstreamCooldown(), clock,
+                this::suspect);
         this.cacheInfo = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: " + config.server().cachePriority() + "\n";
         this.probes = new ProbeScheduler(upstreams.probeTargets(), client, config.health().probeInterval(),
-                config.health().probeTimeout(), scheduler, executor, h -> routes.saveHealth(h.snapshot()));
+                config.health().probeTimeout(), scheduler, executor, h -> routes.saveHealth(h.snapshot()), clock);
         addBean(executor, true);
         addBean(scheduler, true);
         addBean(routes, true);
@@ -115,6 +117,12 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         }
         String filtered = upstreams.filtered(upstream, narinfo);
         return filtered != null ? filtered : upstreams.distrust(upstream, narinfo);
+    }
+
+    /** Traffic saw this upstream fail: have it probed soon. */
+    private void suspect(Upstream upstream) {
+        ProbeScheduler p = probes;
+        if (p != null) p.suspect(upstream);
     }
 
     private static Netrc netrc(NcroConfig config) {

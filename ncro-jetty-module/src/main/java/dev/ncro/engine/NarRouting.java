@@ -35,8 +35,12 @@ final class NarRouting {
     private final Duration cooldown;
     private final Cache<String, Set<Upstream>> failedNars;
 
+    private final java.util.function.Consumer<Upstream> suspect;
+
+    /** @param suspect told of every failure (probes the upstream soon) */
     NarRouting(Function<Upstream, UpstreamHealth> health, Supplier<List<Upstream>> preference, Duration cooldown,
-            InstantSource clock) {
+            InstantSource clock, java.util.function.Consumer<Upstream> suspect) {
+        this.suspect = suspect;
         this.health = health;
         this.preference = preference;
         this.cooldown = cooldown;
@@ -70,5 +74,6 @@ final class NarRouting {
     void failed(String target, Upstream upstream) {
         failedNars.asMap().computeIfAbsent(target, t -> ConcurrentHashMap.newKeySet()).add(upstream);
         health.apply(upstream).cooldown(cooldown);
+        suspect.accept(upstream);
     }
 }

@@ -40,9 +40,13 @@ final class NarinfoLookup {
     /** Single-flight: the race in progress for each hash. */
     private final ConcurrentHashMap<String, CompletableFuture<NarinfoAnswer>> inflight = new ConcurrentHashMap<>();
     private final NarinfoRace.Observer observer = new Observer();
+    /** Told of every upstream failure: probes it soon (see ProbeScheduler#suspect). */
+    private final java.util.function.Consumer<Upstream> suspect;
 
     NarinfoLookup(Upstreams upstreams, RouteStore routes, UpstreamClient client, NcroMetrics metrics,
-            Duration deadline, Duration cooldown, int maxConcurrentRaces, Scheduler scheduler, Executor executor) {
+            Duration deadline, Duration cooldown, int maxConcurrentRaces, Scheduler scheduler, Executor executor,
+            java.util.function.Consumer<Upstream> suspect) {
+        this.suspect = suspect;
         this.upstreams = upstreams;
         this.routes = routes;
         this.client = client;
@@ -186,14 +190,19 @@ final class NarinfoLookup {
             UpstreamHealth h = upstreams.health(upstream);
             h.sample(latencyMs);
             // an answer means it is back; a 5xx means it is still sick
-            if (status >= 500) h.cooldown(cooldown);
-            else h.answered();
+            if (status >= 500) {
+                h.cooldown(cooldown);
+                suspect.accept(upstream);
+            } else {
+                h.answered();
+            }
             metrics.upstreamLatency.labelValues(upstream.name()).observe(latencyMs / 1000);
         }
 
         @Override
         public void failed(Upstream upstream, Exception failure) {
             upstreams.health(upstream).cooldown(cooldown);
+            suspect.accept(upstream);
         }
 
         @Override

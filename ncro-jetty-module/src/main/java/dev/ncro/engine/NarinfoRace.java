@@ -40,7 +40,7 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Threads: answers arrive on the client's I/O threads and are handed to {@code executor}
  * at once, where parsing, signature checks and remembering run; the deadline fires on the
- * scheduler and is handed over too. Decisions are taken under {@code this}, actions (starting
+ * scheduler, where it only decides and completes the answer. Decisions are taken under {@code this}, actions (starting
  * requests, telling the observer, completing the answer) after releasing it.
  */
 final class NarinfoRace {
@@ -109,7 +109,9 @@ final class NarinfoRace {
 
     /** Arms the deadline; call once, before {@link #begin}. */
     void armDeadline(Scheduler scheduler) {
-        Scheduler.Task task = scheduler.schedule(() -> executor.execute(this::onDeadline),
+        // runs on the timer thread itself: it only decides and completes (no I/O, no locks others
+        // hold long), so a busy worker pool can never make a deadline late
+        Scheduler.Task task = scheduler.schedule(this::onDeadline,
                 Math.max(0, deadlineAtNanos - System.nanoTime()), TimeUnit.NANOSECONDS);
         synchronized (this) {
             deadlineTask = task;
@@ -150,7 +152,13 @@ final class NarinfoRace {
         }
         for (Upstream upstream : members) {
             AsyncLimiter gate = gates.apply(upstream);
-            gate.run(() -> launch(upstream, gate, shortLeash));
+            if (!shortLeash) {
+                gate.run(() -> launch(upstream, gate, false));
+            } else if (!gate.tryRun(() -> launch(upstream, gate, true))) {
+                // a cooling upstream with every slot taken is not queued for: a frozen one would
+                // make each miss wait out the deadline behind the others' leashes
+                settle(upstream, false, "cooling down, and no free request slot");
+            }
         }
     }
 

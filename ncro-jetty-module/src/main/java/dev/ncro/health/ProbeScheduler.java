@@ -30,10 +30,28 @@ public final class ProbeScheduler extends AbstractLifeCycle {
     private static final Logger LOG = LoggerFactory.getLogger(ProbeScheduler.class);
     private static final int MAX_BYTES = 4096;
 
+    /** Traffic-triggered probes of one upstream start at most this often. */
+    static final Duration SUSPECT_GAP = Duration.ofSeconds(1);
+
     /** An upstream and its health record. */
     public record Target(Upstream upstream, UpstreamHealth health) {}
 
+    /** A target's schedule; guarded by itself. */
+    private static final class Schedule {
+        final Target target;
+        long generation;
+        boolean probing;
+        boolean started;
+        long lastStart;
+
+        Schedule(Target target) {
+            this.target = target;
+        }
+    }
+
     private final List<Target> targets;
+    private final java.time.InstantSource clock;
+    private final Map<Upstream, Schedule> schedules = new java.util.LinkedHashMap<>();
     private final UpstreamClient client;
     private final Duration interval;
     private final Duration timeout;
@@ -49,9 +67,18 @@ public final class ProbeScheduler extends AbstractLifeCycle {
      */
     public ProbeScheduler(List<Target> targets, UpstreamClient client, Duration interval, Duration timeout,
             Scheduler timer, Executor executor, java.util.function.Consumer<UpstreamHealth> probed) {
+        this(targets, client, interval, timeout, timer, executor, probed, java.time.InstantSource.system());
+    }
+
+    /** @param clock for the spacing of traffic-triggered probes */
+    public ProbeScheduler(List<Target> targets, UpstreamClient client, Duration interval, Duration timeout,
+            Scheduler timer, Executor executor, java.util.function.Consumer<UpstreamHealth> probed,
+            java.time.InstantSource clock) {
+        this.clock = clock;
         this.executor = executor;
         this.probed = probed;
         this.targets = List.copyOf(targets);
+        for (Target t : this.targets) schedules.put(t.upstream(), new Schedule(t));
         this.client = client;
         this.interval = interval;
         this.timeout = timeout;
@@ -89,21 +116,63 @@ public final class ProbeScheduler extends AbstractLifeCycle {
         scheduled.clear();
     }
 
-    /** @param probed completed after this probe, or null */
+    /**
+     * Traffic saw {@code upstream} fail: probe it now rather than at its next turn, so that a
+     * dead upstream is confirmed Down (and its misses answered 404) in seconds, not in a
+     * quarter of an hour of backed-off probes. At most one probe at a time, and one start
+     * per {@link #SUSPECT_GAP} at most.
+     */
+    public void suspect(Upstream upstream) {
+        Schedule s = schedules.get(upstream);
+        if (s == null || !isRunning()) return;
+        long now = clock.millis();
+        synchronized (s) {
+            if (s.probing || (s.started && now - s.lastStart < SUSPECT_GAP.toMillis())) return;
+        }
+        schedule(s.target, Duration.ZERO, null);
+    }
+
+    /**
+     * Schedules the target's next probe, replacing any scheduled one: a superseded task
+     * finds its generation stale and does nothing, so one chain of probes runs per upstream.
+     *
+     * @param probed completed after this probe, or null
+     */
     private void schedule(Target t, Duration delay, CompletableFuture<Void> probed) {
         if (!isRunning() && !isStarting()) return;
-        scheduled.put(t.upstream(), timer.schedule(() -> executor.execute(() -> {
+        Schedule s = schedules.get(t.upstream());
+        long generation;
+        synchronized (s) {
+            generation = ++s.generation;
+        }
+        Scheduler.Task previous = scheduled.put(t.upstream(), timer.schedule(() -> executor.execute(() -> {
+            synchronized (s) {
+                if (s.generation != generation || s.probing) {
+                    if (probed != null) probed.complete(null);
+                    return;
+                }
+                s.probing = true;
+                s.started = true;
+                s.lastStart = clock.millis();
+            }
             try {
                 probe(t).whenComplete((ok, failure) -> {
+                    synchronized (s) {
+                        s.probing = false;
+                    }
                     if (probed != null) probed.complete(null);
                     schedule(t, t.health().nextProbeIn(interval), null);
                 });
             } catch (RuntimeException e) {
+                synchronized (s) {
+                    s.probing = false;
+                }
                 LOG.warn("probe of {} could not start: {}", t.upstream(), e.toString());
                 if (probed != null) probed.complete(null);
                 schedule(t, t.health().nextProbeIn(interval), null);
             }
         }), delay.toMillis(), TimeUnit.MILLISECONDS));
+        if (previous != null) previous.cancel();
     }
 
     /** Probes every upstream once, now; completes when all have answered or failed. */

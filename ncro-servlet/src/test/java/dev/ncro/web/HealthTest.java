@@ -157,6 +157,34 @@ class HealthTest {
     }
 
     @Test
+    void failuresSeenByTraffic_getTheUpstreamProbedAtOnce_soADeadOneIsConfirmedDownWithoutWaitingAnInterval()
+            throws Exception {
+        b.refuseConnections();
+        ncro = start("5s"); // probes every hour: only traffic can get b probed
+        for (int i = 1; i <= 10; i++) {
+            clock.advance(Duration.ofSeconds(1)); // traffic-triggered probes are spaced a second apart
+            assertEquals(502, ncro.get("/" + hash(200 + i) + ".narinfo").statusCode(), "b refused: it may have it");
+            awaitFailures(b, i);
+        }
+        assertEquals("down", upstream(health(), b).get("state").asText());
+        b.clearLog();
+
+        HttpResponse<byte[]> miss = ncro.get("/" + hash(211) + ".narinfo");
+
+        assertEquals(404, miss.statusCode(), "confirmed Down in this run: it counts as not having it");
+        assertEquals(0, b.requests().size());
+    }
+
+    /** Waits (bounded) for the probe that the failure set off to be counted. */
+    private void awaitFailures(FakeCache cache, int n) throws Exception {
+        long until = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (upstream(health(), cache).get("consecutive_failures").asInt() < n) {
+            if (System.nanoTime() > until) throw new AssertionError("no probe after a failure: " + health());
+            Thread.onSpinWait();
+        }
+    }
+
+    @Test
     void everyUpstreamDown_isStillTried_andHealthSays503() throws Exception {
         String h = hash(65);
         a.refuseConnections();
