@@ -89,6 +89,7 @@ final class NarinfoRace {
     private int pending;
     private final List<String> failures = new ArrayList<>();
     private final Set<Upstream> waiting = new LinkedHashSet<>();
+    private final Set<Outcome> live = new java.util.HashSet<>();
     private Scheduler.Task deadlineTask;
 
     /** The deadline counts from now, the start of the lookup, whatever queueing follows. */
@@ -247,10 +248,15 @@ final class NarinfoRace {
 
     private void complete(NarinfoAnswer answer) {
         Scheduler.Task task;
+        List<Outcome> losers;
         synchronized (this) {
             task = deadlineTask;
+            losers = List.copyOf(live);
         }
         if (task != null) task.cancel();
+        // the race is decided: requests still running only sample latency now, so they give
+        // back their upstream's in-flight slot rather than hold it against the next lookups
+        for (Outcome loser : losers) loser.release();
         result.complete(answer);
     }
 
@@ -265,11 +271,19 @@ final class NarinfoRace {
             this.upstream = upstream;
             this.gate = gate;
             this.sentAt = sentAt;
+            synchronized (NarinfoRace.this) {
+                live.add(this);
+            }
         }
 
-        /** First thing in every callback (see AsyncLimiter). */
+        /** First thing in every callback (see AsyncLimiter); also when the race is decided. */
         private void release() {
-            if (released.compareAndSet(false, true)) gate.release();
+            if (released.compareAndSet(false, true)) {
+                synchronized (NarinfoRace.this) {
+                    live.remove(this);
+                }
+                gate.release();
+            }
         }
 
         @Override

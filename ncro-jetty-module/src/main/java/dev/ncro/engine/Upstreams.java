@@ -119,7 +119,7 @@ final class Upstreams {
     }
 
     List<Upstream> byLatency(List<Upstream> tier) {
-        return Ordering.byLatency(tier, u -> health(u).emaMs(), Upstream::priority);
+        return Ordering.byLatency(tier, u -> health(u).emaMs(), Upstream::order);
     }
 
     /** The upstream with this base URL (as routes record it), or null. */

@@ -119,7 +119,8 @@ public final class NcroFilter extends HttpFilter {
         ncro.narinfo(hash).whenComplete((answer, failure) -> {
             if (!answered.compareAndSet(false, true)) return;
             if (failure != null) {
-                SmallResponse.sendText(async, 502, "narinfo lookup for " + hash + " failed: " + failure, head);
+                SmallResponse.sendText(async, 502, "narinfo lookup for " + hash + " failed inside ncro (see its log)", head);
+                request.getServletContext().log("narinfo lookup for " + hash + " failed", failure);
             } else {
                 String type = answer.found() ? "text/x-nix-narinfo" : SmallResponse.TEXT;
                 SmallResponse.send(async, answer.status(), type, answer.body(), head);
