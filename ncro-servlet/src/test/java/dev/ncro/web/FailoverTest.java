@@ -171,6 +171,42 @@ class FailoverTest extends TwoUpstreams {
     }
 
     @Test
+    void aResolverThatTakesTenSeconds_delaysNothingButItsOwnHost_andTheDeadlineFiresOnTime() throws Exception {
+        String h = hash(114);
+        a.put("/" + h + ".narinfo", narinfo(h, "dns", NAR, 1));
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        dev.ncro.upstream.Resolver slow = host -> {
+            if (host.equals("slow.invalid")) {
+                try {
+                    release.await(10, java.util.concurrent.TimeUnit.SECONDS); // a resolver that takes 10 s
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                return new InetAddress[] {InetAddress.getLoopbackAddress()};
+            }
+            return InetAddress.getAllByName(host);
+        };
+        ncro = NcroUnderTest.start(NcroUnderTest.config("race_deadline: 1s", a.uri(), 10,
+                "http://slow.invalid:" + b.port(), 10), slow);
+        try {
+            long t0 = System.nanoTime();
+            HttpResponse<byte[]> hit = ncro.get("/" + h + ".narinfo");
+            long hitMs = (System.nanoTime() - t0) / 1_000_000;
+            t0 = System.nanoTime();
+            HttpResponse<byte[]> miss = ncro.get("/" + hash(115) + ".narinfo");
+            long missMs = (System.nanoTime() - t0) / 1_000_000;
+
+            assertEquals(200, hit.statusCode(), "the other upstream answers as usual");
+            assertTrue(hitMs < 1_000, "a hit does not wait for the slow lookup: " + hitMs + " ms");
+            assertTrue(miss.statusCode() == 504 || miss.statusCode() == 502, "the slow upstream may have it: 5xx, never 404: "
+                    + miss.statusCode() + " " + body(miss));
+            assertTrue(missMs < 2_500, "the 1 s deadline fired on time, not after the 10 s lookup: " + missMs + " ms");
+        } finally {
+            release.countDown();
+        }
+    }
+
+    @Test
     void raceDeadline_countsFromTheStartOfTheLookup_notFromWhenARaceSlotFreed() throws Exception {
         a.hangAll(true);
         ncro = NcroUnderTest.start(NcroUnderTest.config("race_deadline: 1s\nmass_query:\n  max_concurrent_races: 1",

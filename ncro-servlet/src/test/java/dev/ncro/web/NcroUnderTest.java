@@ -35,11 +35,16 @@ public final class NcroUnderTest implements AutoCloseable {
     private final Path dir;
 
     private NcroUnderTest(String yaml, Path database, InstantSource clock) throws Exception {
+        this(yaml, database, clock, dev.ncro.upstream.Resolver.SYSTEM);
+    }
+
+    private NcroUnderTest(String yaml, Path database, InstantSource clock, dev.ncro.upstream.Resolver resolver)
+            throws Exception {
         dir = Files.createTempDirectory("ncro-test");
         Path file = dir.resolve("ncro.yaml");
         Files.writeString(file, yaml);
         engine = new Engine(ConfigLoader.load(Map.of("NCRO_CONFIG", file.toString()), null).config(),
-                database != null ? database : dir.resolve("routes.db"), clock);
+                database != null ? database : dir.resolve("routes.db"), clock, resolver);
         server = new Server();
         connector = new ServerConnector(server);
         connector.setHost("127.0.0.1");
@@ -61,6 +66,11 @@ public final class NcroUnderTest implements AutoCloseable {
     /** ncro with a fresh route database of its own and the system clock. */
     public static NcroUnderTest start(String yaml) throws Exception {
         return new NcroUnderTest(yaml, null, InstantSource.system());
+    }
+
+    /** ncro with its own route database, the system clock, and host names looked up by {@code resolver}. */
+    public static NcroUnderTest start(String yaml, dev.ncro.upstream.Resolver resolver) throws Exception {
+        return new NcroUnderTest(yaml, null, InstantSource.system(), resolver);
     }
 
     /** ncro on the given route database file, with the given clock. */
