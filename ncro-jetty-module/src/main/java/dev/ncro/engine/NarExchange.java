@@ -35,13 +35,15 @@ import org.slf4j.LoggerFactory;
  * One NAR request, tried on the candidates {@link NarRouting} chose, one after the other.
  *
  * <p>Before the response has started, any failure of an upstream — refused, reset, a 5xx, a
- * refused redirect, or no response head within its {@code timeout.first_byte} — moves on to
- * the next candidate; a not-found does too. The answer is 404 only when every candidate said
+ * refused redirect, or no usable answer (a streamed 2xx, or a complete error or not-found
+ * answer) within its {@code timeout.first_byte} — moves on to the next candidate; a
+ * not-found does too. A request that waits for one of the upstream's stream slots longer than
+ * that moves on as well (the last candidate is waited for up to the stall limit). The answer is 404 only when every candidate said
  * not-found, 502 otherwise. Once the head has gone to the client there is no switching: a
  * later failure aborts the client connection, and that upstream is tried last for this NAR's
  * next request, so Nix's retry is served by another upstream.
  *
- * <p>A 200 answer to a full (non-Range) GET ends cleanly only if the bytes streamed match
+ * <p>A 200 answer to a GET (a whole file, whether or not a Range was asked for) ends cleanly only if the bytes streamed match
  * the upstream's Content-Length, or, when it sent none, the narinfo's FileSize (NarSize for
  * an uncompressed NAR); a chunked body without either is trusted to its terminating chunk,
  * and a body delimited only by the connection closing, with nothing to check it against,
@@ -82,7 +84,6 @@ final class NarExchange implements NarStream {
     private final Scheduler scheduler;
     private final Executor executor;
     private final Map<String, String> forwarded = new HashMap<>();
-    private final boolean rangeRequested;
     private final AtomicBoolean open = new AtomicBoolean();
 
     private volatile boolean cancelled;
@@ -110,7 +111,6 @@ final class NarExchange implements NarStream {
         request.headers().forEach((name, value) -> {
             if (FORWARDED_REQUEST_HEADERS.contains(name.toLowerCase(Locale.ROOT))) forwarded.put(name, value);
         });
-        this.rangeRequested = forwarded.keySet().stream().anyMatch(n -> n.equalsIgnoreCase("range"));
     }
 
     @Override
@@ -140,12 +140,15 @@ final class NarExchange implements NarStream {
         current = attempt;
         AsyncLimiter gate = streamGates.apply(attempt.upstream);
         Runnable launch = () -> attempt.launch(gate);
+        attempt.queued(gate, launch);
         gate.run(launch);
-        if (!attempt.launched() && next < candidates.size()) {
-            // every stream slot of this upstream is taken: wait for one at most as long as
-            // for a first byte, then let the next candidate serve (busy is not sick: no cooldown)
-            scheduler.schedule(() -> executor.execute(() -> attempt.busy(gate, launch)),
-                    attempt.upstream.firstByteTimeout().toNanos(), TimeUnit.NANOSECONDS);
+        if (!attempt.launched()) {
+            // every stream slot of this upstream is taken: wait for one at most as long as for
+            // a first byte, then let the next candidate serve (busy is not sick: no cooldown);
+            // the last candidate is waited for up to the stall limit
+            Duration wait = next < candidates.size() ? attempt.upstream.firstByteTimeout() : idleTimeout;
+            scheduler.schedule(() -> executor.execute(() -> attempt.busy(gate, launch)), wait.toNanos(),
+                    TimeUnit.NANOSECONDS);
         }
     }
 
@@ -189,6 +192,8 @@ final class NarExchange implements NarStream {
         private boolean abandoned;
         private Scheduler.Task firstByte;
         private volatile boolean launched;
+        private AsyncLimiter queuedAt;
+        private Runnable queuedLaunch;
         // I/O thread of this attempt only
         private String failure;
         private boolean notFound;
@@ -236,11 +241,17 @@ final class NarExchange implements NarStream {
             return launched;
         }
 
+        /** Remembers where this attempt waits for a slot, so that abandoning it can withdraw it. */
+        synchronized void queued(AsyncLimiter gate, Runnable launch) {
+            queuedAt = gate;
+            queuedLaunch = launch;
+        }
+
         /** Still queued for a stream slot after the first-byte timeout: the next candidate's turn. */
         void busy(AsyncLimiter gate, Runnable launch) {
             if (!gate.withdraw(launch) || !state.compareAndSet(WAITING, PASSED)) return;
             synchronized (failures) {
-                failures.add(upstream + ": every stream slot busy for " + Durations.format(upstream.firstByteTimeout()));
+                failures.add(upstream + ": every stream slot stayed busy");
             }
             metrics.narUpstreamFailures.labelValues(upstream.name(), "busy").inc();
             tryNext();
@@ -258,11 +269,16 @@ final class NarExchange implements NarStream {
         void abandon() {
             UpstreamStream s;
             Scheduler.Task timer;
+            AsyncLimiter waitingAt;
+            Runnable waitingLaunch;
             synchronized (this) {
                 abandoned = true;
                 s = stream;
                 timer = firstByte;
+                waitingAt = queuedAt;
+                waitingLaunch = queuedLaunch;
             }
+            if (waitingAt != null && !launched) waitingAt.withdraw(waitingLaunch); // a client gone while queued
             if (timer != null) timer.cancel();
             if (s != null) s.cancel();
             if (state.getAndSet(OVER) != OVER) releaseGate();
@@ -283,7 +299,7 @@ final class NarExchange implements NarStream {
         /** The first-byte timer fired (on the executor). */
         private void noFirstByte() {
             if (!state.compareAndSet(WAITING, PASSED)) return;
-            String reason = "no response head within " + Durations.format(upstream.firstByteTimeout());
+            String reason = "no usable answer within " + Durations.format(upstream.firstByteTimeout());
             LOG.warn("NAR {} from {}: {}; trying the next upstream", request.target(), upstream, reason);
             abandonExchange();
             recordFailure(reason, "first_byte");
@@ -311,7 +327,8 @@ final class NarExchange implements NarStream {
         @Override
         public boolean onResponse(HttpResponse response, EntityDetails entity) {
             if (state.get() != WAITING) return false; // timed out or abandoned: discard
-            cancelTimer();
+            // the first-byte timer keeps running until a body is streamed: an error or
+            // not-found answer whose body stalls must not hold the request past it
             int status = response.getCode();
             if (NotFound.means(status, hasLogin.test(upstream))) {
                 notFound = true;
@@ -323,6 +340,7 @@ final class NarExchange implements NarStream {
                 return false;
             }
             if (cancelled || !state.compareAndSet(WAITING, STREAMING)) return false;
+            cancelTimer();
             planLengthCheck(status, response, entity);
             List<Map.Entry<String, String>> headers = new ArrayList<>();
             for (Header h : response.getHeaders()) {
@@ -335,7 +353,8 @@ final class NarExchange implements NarStream {
         }
 
         private void planLengthCheck(int status, HttpResponse response, EntityDetails entity) {
-            if (status != 200 || request.head() || rangeRequested || entity == null) return;
+            // a 200 is a whole file even when a Range was asked for (the upstream ignored it)
+            if (status != 200 || request.head() || entity == null) return;
             checkLength = true;
             if (entity.getContentLength() >= 0) {
                 expectedBytes = entity.getContentLength();
@@ -368,6 +387,7 @@ final class NarExchange implements NarStream {
                 }
                 if (state.compareAndSet(STREAMING, OVER)) {
                     releaseGate();
+                    routing.served(upstream);
                     closed();
                     handler.onComplete();
                 }

@@ -27,7 +27,9 @@ import java.util.function.Supplier;
  *
  * <p>A NAR that failed on an upstream (no head in time, 5xx, reset before or during the body)
  * is remembered for {@link Defaults#NAR_FAILURE_MEMORY}, so Nix's retry of it goes elsewhere
- * first; that upstream also cools down, so other NARs prefer the others meanwhile.
+ * first; that upstream also cools down for NARs (until it serves one whole again, or for
+ * {@code upstream_cooldown}), so other NARs prefer the others meanwhile — whatever its
+ * narinfos and {@code /nix-cache-info} say, which tell nothing about NARs.
  */
 final class NarRouting {
     private final Function<Upstream, UpstreamHealth> health;
@@ -67,13 +69,18 @@ final class NarRouting {
     }
 
     private boolean usable(Upstream u, Set<Upstream> failed) {
-        return health.apply(u).raceable() && (failed == null || !failed.contains(u));
+        return health.apply(u).narUsable() && (failed == null || !failed.contains(u));
     }
 
     /** {@code upstream} failed to serve {@code target}: try it last for a while. */
     void failed(String target, Upstream upstream) {
         failedNars.asMap().computeIfAbsent(target, t -> ConcurrentHashMap.newKeySet()).add(upstream);
-        health.apply(upstream).cooldown(cooldown);
+        health.apply(upstream).narCooldown(cooldown);
         suspect.accept(upstream);
+    }
+
+    /** {@code upstream} served a NAR whole: NARs may go to it first again. */
+    void served(Upstream upstream) {
+        health.apply(upstream).narServed();
     }
 }

@@ -42,11 +42,14 @@ final class NarinfoLookup {
     private final NarinfoRace.Observer observer = new Observer();
     /** Told of every upstream failure: probes it soon (see ProbeScheduler#suspect). */
     private final java.util.function.Consumer<Upstream> suspect;
+    /** A Down state counts as confirmed while its last failed probe is no older than this. */
+    private final Duration downFreshness;
 
     NarinfoLookup(Upstreams upstreams, RouteStore routes, UpstreamClient client, NcroMetrics metrics,
             Duration deadline, Duration cooldown, int maxConcurrentRaces, Scheduler scheduler, Executor executor,
-            java.util.function.Consumer<Upstream> suspect) {
+            java.util.function.Consumer<Upstream> suspect, Duration downFreshness) {
         this.suspect = suspect;
+        this.downFreshness = downFreshness;
         this.upstreams = upstreams;
         this.routes = routes;
         this.client = client;
@@ -114,11 +117,14 @@ final class NarinfoLookup {
         AtomicBoolean everyoneAsked = new AtomicBoolean();
         race.result().whenComplete((answerOrNull, failure) -> {
             NarinfoAnswer a = failure == null ? answerOrNull : failed("narinfo lookup failed: " + NarinfoRace.describe(failure));
-            metrics.raceWait.observe((System.nanoTime() - start) / 1e9);
-            // failures are never remembered, nor a not-found some upstream was not asked about
-            if (a.status() == 404 && everyoneAsked.get()) routes.rememberNotFound(hash);
-            inflight.remove(hash, mine); // only this race's entry, never a newer one
-            mine.complete(a);
+            try {
+                metrics.raceWait.observe((System.nanoTime() - start) / 1e9);
+                // failures are never remembered, nor a not-found some upstream was not asked about
+                if (a.status() == 404 && everyoneAsked.get()) routes.rememberNotFound(hash);
+            } finally {
+                inflight.remove(hash, mine); // only this race's entry, never a newer one
+                mine.complete(a);
+            }
         });
         race.armDeadline(scheduler);
         races.run(() -> {
@@ -147,7 +153,7 @@ final class NarinfoLookup {
             for (Upstream u : upstreams.byLatency(tier)) {
                 UpstreamHealth h = upstreams.health(u);
                 if (h.raceable()) members.add(u);
-                else if (!h.confirmedDown()) lastResort.add(u);
+                else if (!h.confirmedDown(downFreshness)) lastResort.add(u);
             }
             if (!members.isEmpty()) now.add(members);
         }

@@ -91,6 +91,7 @@ final class NarinfoRace {
     private final Set<Upstream> waiting = new LinkedHashSet<>();
     private final Set<Outcome> live = new java.util.HashSet<>();
     private Scheduler.Task deadlineTask;
+    private volatile Scheduler scheduler;
 
     /** The deadline counts from now, the start of the lookup, whatever queueing follows. */
     NarinfoRace(String hash, UpstreamClient client, Duration deadline, Observer observer,
@@ -110,6 +111,7 @@ final class NarinfoRace {
 
     /** Arms the deadline; call once, before {@link #begin}. */
     void armDeadline(Scheduler scheduler) {
+        this.scheduler = scheduler;
         // runs on the timer thread itself: it only decides and completes (no I/O, no locks others
         // hold long), so a busy worker pool can never make a deadline late
         Scheduler.Task task = scheduler.schedule(this::onDeadline,
@@ -154,28 +156,43 @@ final class NarinfoRace {
         for (Upstream upstream : members) {
             AsyncLimiter gate = gates.apply(upstream);
             if (!shortLeash) {
-                gate.run(() -> launch(upstream, gate, false));
-            } else if (!gate.tryRun(() -> launch(upstream, gate, true))) {
-                // a cooling upstream with every slot taken is not queued for: a frozen one would
-                // make each miss wait out the deadline behind the others' leashes
-                settle(upstream, false, "cooling down, and no free request slot");
+                gate.run(() -> launch(upstream, gate, Long.MAX_VALUE));
+                continue;
+            }
+            // a cooling upstream gets a short leash, counted from now, queueing for a slot
+            // included: a frozen one must not cost every miss the deadline, and one that is
+            // back answers every miss, however many arrive at once
+            long leashEnds = System.nanoTime() + observer.lastResortTimeout(upstream).toNanos();
+            Runnable task = () -> launch(upstream, gate, leashEnds);
+            gate.run(task);
+            Scheduler s = scheduler;
+            if (s != null) {
+                s.schedule(() -> executor.execute(() -> {
+                    if (gate.withdraw(task)) settle(upstream, false, "cooling down, and no request slot free within its leash");
+                }), Math.max(0, leashEnds - System.nanoTime()), TimeUnit.NANOSECONDS);
             }
         }
     }
 
     /** Sends one upstream's request once it holds a slot of that upstream's limit. */
-    private void launch(Upstream upstream, AsyncLimiter gate, boolean lastResortStage) {
-        long remaining = deadlineAtNanos - System.nanoTime();
+    /** @param leashEnds when a last-resort request must have been answered (nanoTime), or Long.MAX_VALUE */
+    private void launch(Upstream upstream, AsyncLimiter gate, long leashEnds) {
+        long now = System.nanoTime();
+        long remaining = deadlineAtNanos - now;
         if (finished.get() || remaining <= 0) {
             gate.release(); // the race ended while this request waited for a slot
             return;
         }
         // the race's own deadline decides (504), not the client's timeout racing it (502)
         Duration timeout = upstream.answerWithin(Duration.ofNanos(remaining).plus(DEADLINE_GRACE));
-        if (lastResortStage) {
-            // a cooling upstream gets a short leash: a frozen one must not cost every miss the deadline
-            Duration leash = observer.lastResortTimeout(upstream);
-            if (leash.compareTo(timeout) < 0) timeout = leash;
+        if (leashEnds != Long.MAX_VALUE) {
+            long leash = leashEnds - now;
+            if (leash <= 0) {
+                gate.release();
+                settle(upstream, false, "cooling down, and no request slot free within its leash");
+                return;
+            }
+            if (leash < timeout.toNanos()) timeout = Duration.ofNanos(leash);
         }
         long sentAt = System.nanoTime();
         try {
@@ -205,8 +222,17 @@ final class NarinfoRace {
             waiting.remove(upstream);
         }
         if (!finished.compareAndSet(false, true)) return;
-        byte[] served = observer.won(upstream, narinfo, body, latencyMs);
-        complete(new NarinfoAnswer(200, served, upstream.name()));
+        NarinfoAnswer answer = null;
+        try {
+            answer = new NarinfoAnswer(200, observer.won(upstream, narinfo, body, latencyMs), upstream.name());
+        } catch (RuntimeException e) {
+            LOG.error("narinfo {}: remembering the winner from {} failed", hash, upstream, e);
+            answer = new NarinfoAnswer(502, ("narinfo " + hash + ": ncro failed to keep " + upstream + "'s answer\n")
+                    .getBytes(StandardCharsets.UTF_8), null);
+        } finally {
+            if (answer == null) answer = new NarinfoAnswer(502, new byte[0], null);
+            complete(answer);
+        }
     }
 
     /** Every stage is over and nobody had the path. */

@@ -43,6 +43,7 @@ public final class ProbeScheduler extends AbstractLifeCycle {
         boolean probing;
         boolean started;
         long lastStart;
+        CompletableFuture<Void> owed;
 
         Schedule(Target target) {
             this.target = target;
@@ -142,15 +143,22 @@ public final class ProbeScheduler extends AbstractLifeCycle {
         if (!isRunning() && !isStarting()) return;
         Schedule s = schedules.get(t.upstream());
         long generation;
+        CompletableFuture<Void> owed;
         synchronized (s) {
             generation = ++s.generation;
+            // a superseded schedule's caller (startProbes) is owed this probe's completion instead
+            owed = probed != null ? probed : s.owed;
+            s.owed = owed;
         }
+        CompletableFuture<Void> notify = owed;
         Scheduler.Task previous = scheduled.put(t.upstream(), timer.schedule(() -> executor.execute(() -> {
             synchronized (s) {
-                if (s.generation != generation || s.probing) {
-                    if (probed != null) probed.complete(null);
+                if (s.generation != generation) return; // superseded: the newer one completes what is owed
+                if (s.probing) {
+                    if (notify != null) notify.complete(null);
                     return;
                 }
+                s.owed = null;
                 s.probing = true;
                 s.started = true;
                 s.lastStart = clock.millis();
@@ -160,7 +168,7 @@ public final class ProbeScheduler extends AbstractLifeCycle {
                     synchronized (s) {
                         s.probing = false;
                     }
-                    if (probed != null) probed.complete(null);
+                    if (notify != null) notify.complete(null);
                     schedule(t, t.health().nextProbeIn(interval), null);
                 });
             } catch (RuntimeException e) {
@@ -168,7 +176,7 @@ public final class ProbeScheduler extends AbstractLifeCycle {
                     s.probing = false;
                 }
                 LOG.warn("probe of {} could not start: {}", t.upstream(), e.toString());
-                if (probed != null) probed.complete(null);
+                if (notify != null) notify.complete(null);
                 schedule(t, t.health().nextProbeIn(interval), null);
             }
         }), delay.toMillis(), TimeUnit.MILLISECONDS));

@@ -36,8 +36,12 @@ public final class UpstreamHealth {
     private UpstreamState state = UpstreamState.ACTIVE;
     private long lastProbeAt;
     private long cooldownUntil;
+    /** Set by NAR failures, ended only by a NAR served or by time (narinfo answers and probes say nothing of NARs). */
+    private long narCooldownUntil;
     /** True from {@link #seed} until the first probe of this run. */
     private boolean restored;
+    /** Consecutive failed probes of this run: what confirms Down, not a count restored from disk. */
+    private int failuresThisRun;
 
     public UpstreamHealth(String upstream, double alpha, InstantSource clock) {
         this.upstream = upstream;
@@ -59,19 +63,23 @@ public final class UpstreamHealth {
         emaMs = Double.isNaN(emaMs) ? latencyMs : alpha * latencyMs + (1 - alpha) * emaMs;
     }
 
-    /** A probe succeeded: restores ACTIVE. */
+    /**
+     * A probe succeeded: restores ACTIVE. A cooldown stays: {@code /nix-cache-info} answering
+     * says little about the narinfos and NARs that just failed.
+     */
     public synchronized void probeSucceeded(double latencyMs) {
         sample(latencyMs);
         lastProbeAt = clock.millis();
         consecutiveFailures = 0;
+        failuresThisRun = 0;
         state = UpstreamState.ACTIVE;
-        cooldownUntil = 0;
         restored = false;
     }
 
     public synchronized void probeFailed() {
         lastProbeAt = clock.millis();
         restored = false;
+        failuresThisRun++;
         consecutiveFailures++;
         if (consecutiveFailures >= DOWN_AFTER) {
             state = UpstreamState.DOWN;
@@ -88,9 +96,24 @@ public final class UpstreamHealth {
         cooldownUntil = Math.max(cooldownUntil, clock.millis() + d.toMillis());
     }
 
-    /** It answered (any HTTP status): whatever failed before has passed. */
+    /** It answered a narinfo request (below 500): whatever failed there before has passed. */
     public synchronized void answered() {
         cooldownUntil = 0;
+    }
+
+    /** A NAR failed on it (no head in time, 5xx, reset, truncated): try it last for NARs a while. */
+    public synchronized void narCooldown(Duration d) {
+        narCooldownUntil = Math.max(narCooldownUntil, clock.millis() + d.toMillis());
+    }
+
+    /** It served a NAR whole: NARs may go to it first again. */
+    public synchronized void narServed() {
+        narCooldownUntil = 0;
+    }
+
+    /** Whether NARs should go to it first now: not Down, not cooling for narinfos or for NARs. */
+    public synchronized boolean narUsable() {
+        return state != UpstreamState.DOWN && !coolingNow() && clock.millis() >= narCooldownUntil;
     }
 
     /** Whether races should ask this upstream first: not Down, not cooling down. */
@@ -113,11 +136,15 @@ public final class UpstreamHealth {
     }
 
     /**
-     * Down as confirmed by a probe of this run: only then may it count as not having a path.
-     * A Down state restored from the database is not confirmed until probed again.
+     * Down as confirmed by probes of this run — {@value #DOWN_AFTER} failed in a row, the last
+     * one no longer ago than {@code fresh} — only then may it count as not having a path. A
+     * Down state restored from the database is a hint, and a Down whose last probe is older
+     * than that (probes back off ×10 when down) must be asked again before its paths are
+     * called missing, or a recovered upstream would hide them for minutes.
      */
-    public synchronized boolean confirmedDown() {
-        return state == UpstreamState.DOWN && !restored;
+    public synchronized boolean confirmedDown(Duration fresh) {
+        return state == UpstreamState.DOWN && failuresThisRun >= DOWN_AFTER
+                && clock.millis() - lastProbeAt <= fresh.toMillis();
     }
 
     /** When the next probe is due after the one just made. */

@@ -207,7 +207,7 @@ class HealthTest {
         ncro.close();
 
         ncro = start("5s"); // same database
-        ncro.engine.probes().startProbes().get(); // a restored Down is re-probed at once
+        ncro.engine.probes().startProbes().get(30, java.util.concurrent.TimeUnit.SECONDS); // a restored Down is re-probed at once
         JsonNode seeded = health();
 
         assertEquals("down", upstream(seeded, b).get("state").asText());

@@ -9,13 +9,13 @@ import java.time.Duration;
 import org.junit.jupiter.api.Test;
 
 /**
- * Audit of the README row "an upstream answering 5xx … a NAR goes to the next upstream, and it
+ * the README row "an upstream answering 5xx … a NAR goes to the next upstream, and it
  * cools down" (upstream_cooldown 15 s: "NARs try it last"). The failure also triggers a probe at
  * once (ProbeScheduler.suspect); HEAD /nix-cache-info still answers 200, and
  * UpstreamHealth.probeSucceeded sets cooldownUntil = 0, so the cooldown lasts one probe round
  * trip and the next NAR goes to the sick upstream first again.
  */
-class AuditCooldownWipedByProbeTest extends TwoUpstreams {
+class NarCooldownTest extends TwoUpstreams {
 
     @Test
     void upstreamFailingNars_staysCooledForUpstreamCooldown_evenWhenItsCacheInfoProbeSucceeds() throws Exception {

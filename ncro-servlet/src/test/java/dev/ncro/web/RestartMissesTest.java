@@ -15,12 +15,12 @@ import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.Test;
 
 /**
- * Audit of Done-when (e) under ordinary Nix concurrency (http-connections = 25): after a blip,
+ * Done-when (e) under ordinary Nix concurrency (http-connections = 25): after a blip,
  * the upstream cools down; a miss then asks it only through tryRun (NarinfoRace.advance), so
  * every miss beyond per_upstream_max_inflight (8) answers 502 at once, although the upstream
  * is back and would answer 404.
  */
-class AuditRestartMissesTest extends TwoUpstreams {
+class RestartMissesTest extends TwoUpstreams {
 
     @Test
     void concurrentMissesRightAfterARestart_are404_not502() throws Exception {

@@ -18,11 +18,11 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
- * Audit: an upstream whose error (or not-found) head arrives but whose body never does. The
+ * an upstream whose error (or not-found) head arrives but whose body never does. The
  * first-byte timer is cancelled as soon as any head arrives (NarExchange.Attempt.onResponse),
  * so the NAR waits for the 300 s stall limit instead of moving to the next upstream.
  */
-class AuditStalledErrorBodyTest extends TwoUpstreams {
+class StalledErrorBodyTest extends TwoUpstreams {
     private static final String NAR = "nar/0gbwkc5z7q8zq0zx6nkd5dmfa3fg8kcbswwkjhzqqkf4bz0cr1p3.nar";
 
     @Test
