@@ -83,7 +83,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         upstreams.logIn(config, netrc(config), client);
         this.lookups = new NarinfoLookup(upstreams, routes, client, metrics, cache.raceDeadline(),
                 cache.massQuery().upstreamCooldown(), cache.massQuery().maxConcurrentRaces(), scheduler, executor,
-                this::suspect, config.health().probeInterval());
+                this::suspect, config.health().probeInterval(), config.health().probeTimeout());
         this.narRouting = new NarRouting(upstreams::health, upstreams::preference, cache.massQuery().upstreamCooldown(), clock,
                 this::suspect);
         this.cacheInfo = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: " + config.server().cachePriority() + "\n";

@@ -42,14 +42,16 @@ final class NarinfoLookup {
     private final NarinfoRace.Observer observer = new Observer();
     /** Told of every upstream failure: probes it soon (see ProbeScheduler#suspect). */
     private final java.util.function.Consumer<Upstream> suspect;
-    /** A Down state counts as confirmed while its last failed probe is no older than this. */
-    private final Duration downFreshness;
+    /** For how long a Down verdict stands (see UpstreamHealth#confirmedDown). */
+    private final Duration probeInterval;
+    private final Duration probeTimeout;
 
     NarinfoLookup(Upstreams upstreams, RouteStore routes, UpstreamClient client, NcroMetrics metrics,
             Duration deadline, Duration cooldown, int maxConcurrentRaces, Scheduler scheduler, Executor executor,
-            java.util.function.Consumer<Upstream> suspect, Duration downFreshness) {
+            java.util.function.Consumer<Upstream> suspect, Duration probeInterval, Duration probeTimeout) {
         this.suspect = suspect;
-        this.downFreshness = downFreshness;
+        this.probeInterval = probeInterval;
+        this.probeTimeout = probeTimeout;
         this.upstreams = upstreams;
         this.routes = routes;
         this.client = client;
@@ -153,7 +155,8 @@ final class NarinfoLookup {
             for (Upstream u : upstreams.byLatency(tier)) {
                 UpstreamHealth h = upstreams.health(u);
                 if (h.raceable()) members.add(u);
-                else if (!h.confirmedDown(downFreshness)) lastResort.add(u);
+                else if (!h.confirmedDown(probeInterval, probeTimeout)) lastResort.add(u);
+                else suspect.accept(u); // left out as Down: have it probed soon, should it be back
             }
             if (!members.isEmpty()) now.add(members);
         }

@@ -137,14 +137,16 @@ public final class UpstreamHealth {
 
     /**
      * Down as confirmed by probes of this run — {@value #DOWN_AFTER} failed in a row, the last
-     * one no longer ago than {@code fresh} — only then may it count as not having a path. A
-     * Down state restored from the database is a hint, and a Down whose last probe is older
-     * than that (probes back off ×10 when down) must be asked again before its paths are
-     * called missing, or a recovered upstream would hide them for minutes.
+     * one no longer ago than its next scheduled probe (plus {@code probeTimeout} and a second
+     * of slack) — only then may it count as not having a path. A Down state restored from the
+     * database is a hint; so is a Down whose probes stopped coming (the verdict is stale).
+     *
+     * @param interval the base probe interval (Down probes come {@code ×10} as often)
      */
-    public synchronized boolean confirmedDown(Duration fresh) {
+    public synchronized boolean confirmedDown(Duration interval, Duration probeTimeout) {
+        long fresh = interval.multipliedBy(state.probeBackoff()).plus(probeTimeout).toMillis() + 1000;
         return state == UpstreamState.DOWN && failuresThisRun >= DOWN_AFTER
-                && clock.millis() - lastProbeAt <= fresh.toMillis();
+                && clock.millis() - lastProbeAt <= fresh;
     }
 
     /** When the next probe is due after the one just made. */
