@@ -79,8 +79,11 @@ import org.eclipse.jetty.util.thread.Scheduler;
  * target host).
  *
  * <h2>Credentials</h2>
- * {@link #login} and {@link #loginOnChallenge} bind a user to one upstream's origin (scheme,
- * host, port). Requests to any other origin, redirect targets included, carry none.
+ * {@link #login} and {@link #loginOnChallenge} bind a user to one upstream (its base URL), not
+ * to its origin: two caches behind one host and port (attic's {@code /cache1} and
+ * {@code /cache2}) each send their own, and one there without a login sends none. A request
+ * carries the login of the upstream it is for, and only to that upstream's origin (scheme, host,
+ * port); requests to any other origin, redirect targets included, carry none.
  *
  * <h2>Stale connections</h2>
  * A pooled connection the upstream closed while it was idle fails the next request before any
@@ -107,7 +110,7 @@ public final class UpstreamClient extends ContainerLifeCycle {
 
     private final Duration connectTimeout;
     private final Map<String, Duration> connectTimeouts = new ConcurrentHashMap<>();
-    /** Logins by upstream endpoint (scheme://host:port): used only for that origin. */
+    /** Logins by upstream ({@link #loginKey}): used only for that upstream's requests, on its origin. */
     private final Map<String, Login> logins = new ConcurrentHashMap<>();
 
     private final QueuedThreadPool dnsExecutor;
@@ -119,7 +122,7 @@ public final class UpstreamClient extends ContainerLifeCycle {
     private volatile PoolingAsyncClientConnectionManager lookupPool;
     private volatile PoolingAsyncClientConnectionManager streamPool;
 
-    /** Credentials for one origin, and the Basic scheme learned (or given) for it. */
+    /** Credentials for one upstream on its origin, and the Basic scheme learned (or given) for it. */
     private record Login(CredentialsProvider credentials, AuthCache authCache) {}
 
     public UpstreamClient(Duration connectTimeout) {
@@ -156,21 +159,30 @@ public final class UpstreamClient extends ContainerLifeCycle {
     }
 
     /**
-     * Sends credentials only after this upstream's origin answers 401 with a challenge (a
-     * netrc {@code default} entry: never preemptively, never to another origin). Once that
-     * origin has challenged, later requests to it carry the credentials from the start.
+     * Sends credentials for this upstream only after its origin answers 401 with a challenge (a
+     * netrc {@code default} entry: never preemptively, never to another origin, never for another
+     * upstream). Once challenged, this upstream's later requests carry them from the start.
      */
     public void loginOnChallenge(Upstream upstream, String user, String password) {
-        logins.put(upstream.endpoint(), new Login(credentials(upstream, user, password), new BasicAuthCache()));
+        logins.put(loginKey(upstream), new Login(credentials(upstream, user, password), new BasicAuthCache()));
     }
 
-    /** Sends Basic credentials with every request to this upstream's origin (scheme, host, port) only. */
+    /**
+     * Sends Basic credentials with every request made for this upstream, and only to its origin
+     * (scheme, host, port); other upstreams on the same origin keep their own login, or none.
+     */
     public void login(Upstream upstream, String user, String password) {
         BasicScheme basic = new BasicScheme();
         basic.initPreemptive(new UsernamePasswordCredentials(user, password.toCharArray()));
         AuthCache preemptive = new BasicAuthCache();
         preemptive.put(origin(upstream), basic);
-        logins.put(upstream.endpoint(), new Login(credentials(upstream, user, password), preemptive));
+        logins.put(loginKey(upstream), new Login(credentials(upstream, user, password), preemptive));
+    }
+
+    /** Which upstream a login is for: its endpoint and base path, not its priority or timeouts. */
+    private static String loginKey(Upstream upstream) {
+        String path = upstream.base().getRawPath();
+        return upstream.endpoint() + (path == null ? "" : path);
     }
 
     private static CredentialsProvider credentials(Upstream upstream, String user, String password) {
@@ -359,10 +371,13 @@ public final class UpstreamClient extends ContainerLifeCycle {
         return result;
     }
 
-    /** Per-request state: credentials only for the upstream's own origin, and the timeouts. */
+    /**
+     * Per-request state: the login of the upstream the request is for, only while it is on that
+     * upstream's own origin (a redirect elsewhere carries none), and the timeouts.
+     */
     HttpClientContext context(Upstream upstream, URI uri, Duration timeout) {
         HttpClientContext context = HttpClientContext.create();
-        Login login = RedirectPolicy.sameOrigin(upstream, uri) ? logins.get(upstream.endpoint()) : null;
+        Login login = RedirectPolicy.sameOrigin(upstream, uri) ? logins.get(loginKey(upstream)) : null;
         if (login != null) {
             context.setCredentialsProvider(login.credentials());
             context.setAuthCache(login.authCache());

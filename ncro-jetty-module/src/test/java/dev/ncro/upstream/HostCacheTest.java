@@ -111,4 +111,59 @@ class HostCacheTest {
         assertEquals(0, lookups.get());
         assertTrue(queued.isEmpty());
     }
+
+    /** A resolver answering every host at once with one public address; no lookups counted. */
+    private static HostCache immediate(AtomicLong clock) {
+        Resolver any = host -> new InetAddress[] {InetAddress.getByAddress(host, new byte[] {93, (byte) 184, 0, 1})};
+        return new HostCache(any, Runnable::run, clock::get, Duration.ofSeconds(30), Duration.ofSeconds(2));
+    }
+
+    @Test
+    void hostsNobodyAskedForAnHour_areForgotten_byTheConnectorToo() throws Exception {
+        AtomicLong clock = new AtomicLong();
+        HostCache cache = immediate(clock);
+        for (int i = 0; i < 5000; i++) cache.lookup("h" + i + ".cdn.example").get(); // a new host per NAR
+        clock.addAndGet(Duration.ofHours(1).toNanos()); // every answer long expired
+        for (int i = 0; i < 2000; i++) cache.lookup("later" + i + ".cdn.example").get(); // sweeps run
+
+        assertThrows(UnknownHostException.class, () -> cache.resolve("h0.cdn.example"), "an hour-old host is not held");
+        assertThrows(UnknownHostException.class, () -> cache.resolve("h4999.cdn.example"));
+        assertArrayEquals(cache.lookup("later1999.cdn.example").get(), cache.resolve("later1999.cdn.example"));
+        assertTrue(cache.size() <= 2000, "only the hosts of the last hour: " + cache.size());
+    }
+
+    @Test
+    void aHostWithARefreshPending_keepsItsLastGoodAnswerThroughSweeps() throws Exception {
+        cache.lookup("a.example");
+        runQueued();
+        InetAddress[] good = cache.resolve("a.example");
+        advance(Duration.ofMinutes(1)); // expired: the next ask refreshes it
+        CompletableFuture<InetAddress[]> refresh = cache.lookup("a.example");
+        Runnable pendingRefresh = queued.poll();
+        assertFalse(refresh.isDone(), "refresh pending");
+
+        for (int i = 0; i < 3 * HostCache.SWEEP_ABOVE; i++) {
+            cache.lookup("n" + i + ".example");
+            runQueued(); // other hosts' lookups, which sweep; a.example's refresh stays pending
+        }
+
+        assertArrayEquals(good, cache.resolve("a.example"), "a minute past its TTL: still where its lookup said");
+        pendingRefresh.run();
+        assertArrayEquals(refresh.get(), cache.resolve("a.example"), "then the refreshed answer");
+    }
+
+    @Test
+    void beyondMaxHosts_theOldestAreForgotten_evenWhenFresh() throws Exception {
+        AtomicLong clock = new AtomicLong();
+        HostCache cache = immediate(clock);
+        int asked = HostCache.MAX_HOSTS + 500;
+        for (int i = 0; i < asked; i++) {
+            clock.incrementAndGet(); // all within the TTL, each a nanosecond younger
+            cache.lookup("h" + i + ".cdn.example").get();
+        }
+
+        assertTrue(cache.size() <= HostCache.MAX_HOSTS, "held " + cache.size());
+        assertThrows(UnknownHostException.class, () -> cache.resolve("h0.cdn.example"), "the oldest went");
+        assertEquals(1, cache.resolve("h" + (asked - 1) + ".cdn.example").length, "the newest stays");
+    }
 }

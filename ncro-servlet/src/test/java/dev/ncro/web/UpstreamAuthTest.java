@@ -51,6 +51,27 @@ class UpstreamAuthTest extends TwoUpstreams {
     }
 
     @Test
+    void cachesSharingOneHostAndPort_eachSendTheirOwnLogin_andOneWithoutSendsNone() throws Exception {
+        String h = hash(86);
+        a.put("/cache2/" + h + ".narinfo", narinfo(h, "attic", "nar/" + hash(87) + ".nar", 2));
+        ncro = NcroUnderTest.start("upstreams:\n"
+                + "  - url: " + a.uri() + "/cache1\n    username: alice\n    password: " + SECRET + "\n"
+                + "  - url: " + a.uri() + "/cache2\n    username: bob\n    password: other-pw\n"
+                + "  - url: " + a.uri() + "/open\n");
+
+        assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+        assertEquals(404, ncro.get("/" + hash(88) + ".narinfo").statusCode());
+
+        String bob = "Basic " + Base64.getEncoder().encodeToString("bob:other-pw".getBytes(StandardCharsets.UTF_8));
+        for (String[] expect : new String[][] {{"/cache1/", BASIC}, {"/cache2/", bob}, {"/open/", null}}) {
+            var asked = a.requests().stream().filter(l -> l.path().startsWith(expect[0])).toList();
+            assertFalse(asked.isEmpty(), expect[0] + " was asked");
+            assertTrue(asked.stream().allMatch(l -> java.util.Objects.equals(expect[1], l.headers().get("authorization"))),
+                    expect[0] + " carries " + (expect[1] == null ? "no login" : "its own login") + ": " + asked);
+        }
+    }
+
+    @Test
     void netrcFile_suppliesTheLogin_byHost() throws Exception {
         String h = hash(84);
         a.put("/" + h + ".narinfo", narinfo(h, "netrc", "nar/" + hash(85) + ".nar", 2));
