@@ -49,7 +49,9 @@ final class LookupExchange implements Cancellable {
 
     /** Looks up the host of {@code uri} (and checks its addresses for a redirect), then sends. */
     private void hop(URI uri, int redirects, boolean checkAddresses) {
-        client.lookup(uri.getHost(), remaining()).whenCompleteAsync((addresses, failure) -> {
+        // a little longer than the exchange's own deadline, so that a hung lookup ends as the
+        // exchange's TimeoutException, not as a lookup failure racing it
+        client.lookup(uri.getHost(), remaining().plusMillis(100)).whenCompleteAsync((addresses, failure) -> {
             if (done.get()) return;
             if (failure != null) {
                 fail(UpstreamClient.unwrap(failure));
