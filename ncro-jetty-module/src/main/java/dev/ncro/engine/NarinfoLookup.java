@@ -130,11 +130,17 @@ final class NarinfoLookup {
         });
         race.armDeadline(scheduler);
         races.run(() -> {
-            race.result().whenComplete((a, f) -> races.release());
+            // the slot is given back when the race ends, or when it is down to asking cooling
+            // upstreams on a short leash: a frozen one must not let misses crowd out lookups
+            AtomicBoolean slotHeld = new AtomicBoolean(true);
+            Runnable releaseSlot = () -> {
+                if (slotHeld.compareAndSet(true, false)) races.release();
+            };
+            race.result().whenComplete((a, f) -> releaseSlot.run());
             List<Upstream> lastResort = new ArrayList<>();
             List<List<Upstream>> stages = stages(lastResort);
             everyoneAsked.set(stages.stream().mapToInt(List::size).sum() == upstreams.size());
-            race.begin(stages, !lastResort.isEmpty());
+            race.begin(stages, !lastResort.isEmpty(), releaseSlot);
         });
     }
 

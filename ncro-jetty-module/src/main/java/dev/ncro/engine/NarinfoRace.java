@@ -85,6 +85,7 @@ final class NarinfoRace {
     // guarded by this
     private List<List<Upstream>> stages = List.of();
     private boolean lastResort;
+    private Runnable enteringLastResort = () -> { };
     private int stage = -1;
     private int pending;
     private final List<String> failures = new ArrayList<>();
@@ -126,10 +127,11 @@ final class NarinfoRace {
      * Starts asking: {@code stages} in order, each a non-empty list of upstreams asked at once.
      * A race whose deadline passed while it waited to begin does nothing.
      */
-    void begin(List<List<Upstream>> stages, boolean endsWithLastResort) {
+    void begin(List<List<Upstream>> stages, boolean endsWithLastResort, Runnable enteringLastResort) {
         synchronized (this) {
             this.stages = stages;
             this.lastResort = endsWithLastResort;
+            this.enteringLastResort = enteringLastResort;
         }
         advance();
     }
@@ -153,6 +155,7 @@ final class NarinfoRace {
             missed();
             return;
         }
+        if (shortLeash) enteringLastResort.run();
         for (Upstream upstream : members) {
             AsyncLimiter gate = gates.apply(upstream);
             if (!shortLeash) {
