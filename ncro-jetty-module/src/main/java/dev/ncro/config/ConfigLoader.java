@@ -58,6 +58,7 @@ public final class ConfigLoader {
             .enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY)
             .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
             .disable(MapperFeature.ALLOW_COERCION_OF_SCALARS)
+            .addHandler(new UnknownKeys())
             .addModule(new SimpleModule().addDeserializer(Duration.class, new DurationDeserializer())
                     .addDeserializer(Sizes.ByteSize.class, new SizeDeserializer()))
             .build();
@@ -73,11 +74,13 @@ public final class ConfigLoader {
                 : jettyProperty != null && !jettyProperty.isBlank() ? jettyProperty : null;
         NcroConfig config;
         String source;
+        // every problem of the file, binding and validation alike, reported in one message
+        NcroConfig.Problems problems = new NcroConfig.Problems();
         if (chosen == null) {
             source = "embedded " + EMBEDDED;
             try (InputStream in = ConfigLoader.class.getResourceAsStream(EMBEDDED)) {
                 if (in == null) throw new ConfigException("the embedded " + EMBEDDED + " is missing from the ncro jar");
-                config = bind(source, in.readAllBytes());
+                config = bind(source, in.readAllBytes(), problems);
             } catch (IOException e) {
                 throw new ConfigException("cannot read the embedded " + EMBEDDED + ": " + e, e);
             }
@@ -93,7 +96,7 @@ public final class ConfigLoader {
             } catch (IOException e) {
                 throw new ConfigException("cannot read config file " + path + ": " + e.getMessage(), e);
             }
-            config = bind(source, bytes);
+            config = bind(source, bytes, problems);
         }
         Map<String, String> overridden = new LinkedHashMap<>();
         ENV_OVERRIDES.forEach((var, key) -> {
@@ -106,7 +109,6 @@ public final class ConfigLoader {
                 default -> config.overrideLogLevel(value.toLowerCase(java.util.Locale.ROOT));
             }
         });
-        NcroConfig.Problems problems = new NcroConfig.Problems();
         config.validate(problems);
         if (!problems.lines().isEmpty()) {
             String lines = problems.lines().stream()
@@ -121,9 +123,14 @@ public final class ConfigLoader {
         return new Loaded(config, source + (overridden.isEmpty() ? "" : " with " + String.join(", ", overridden.values())));
     }
 
-    static NcroConfig bind(String source, byte[] yaml) {
+    /**
+     * Binds the YAML. Unknown keys and unreadable durations and sizes are recorded in
+     * {@code problems} (with their line) and binding goes on, so that one start-up reports
+     * them all; other mismatches end binding with a {@link ConfigException} at once.
+     */
+    static NcroConfig bind(String source, byte[] yaml, NcroConfig.Problems problems) {
         try {
-            NcroConfig config = YAML.readValue(yaml, NcroConfig.class);
+            NcroConfig config = YAML.readerFor(NcroConfig.class).withAttribute(PROBLEMS, problems).readValue(yaml);
             if (config == null) throw new ConfigException("config " + source + " is empty");
             return config;
         } catch (UnrecognizedPropertyException e) {
@@ -186,8 +193,47 @@ public final class ConfigLoader {
             try {
                 return new Sizes.ByteSize(Sizes.parse(p.getValueAsString()));
             } catch (IllegalArgumentException e) {
-                throw JsonMappingException.from(p, e.getMessage(), e);
+                record(p, ctxt, e.getMessage());
+                return null;
             }
+        }
+    }
+
+    /** Where binding problems are collected: an attribute of the deserialization. */
+    private static final String PROBLEMS = "ncro.problems";
+
+    /** Records a problem at the parser's current key and goes on, or fails at once without a collector. */
+    private static void record(JsonParser p, DeserializationContext ctxt, String message) throws JsonMappingException {
+        Object problems = ctxt.getAttribute(PROBLEMS);
+        if (!(problems instanceof NcroConfig.Problems collected)) throw JsonMappingException.from(p, message);
+        collected.add(path(p.getParsingContext()), message + " at line " + p.currentLocation().getLineNr());
+    }
+
+    /** The dotted key of a parsing context: {@code upstreams[0].timeout.connect}. */
+    private static String path(com.fasterxml.jackson.core.JsonStreamContext context) {
+        java.util.ArrayDeque<String> parts = new java.util.ArrayDeque<>();
+        for (var c = context; c != null && !c.inRoot(); c = c.getParent()) {
+            if (c.inObject() && c.getCurrentName() != null) parts.push("." + c.getCurrentName());
+            else if (c.inArray()) parts.push("[" + Math.max(0, c.getCurrentIndex()) + "]");
+        }
+        String joined = String.join("", parts);
+        return joined.startsWith(".") ? joined.substring(1) : joined;
+    }
+
+    /** Unknown keys are recorded, with the keys expected there, and skipped. */
+    private static final class UnknownKeys extends com.fasterxml.jackson.databind.deser.DeserializationProblemHandler {
+        @Override
+        public boolean handleUnknownProperty(DeserializationContext ctxt, JsonParser p, JsonDeserializer<?> deserializer,
+                Object beanOrClass, String propertyName) throws IOException {
+            Object problems = ctxt.getAttribute(PROBLEMS);
+            if (!(problems instanceof NcroConfig.Problems collected)) return false;
+            String key = path(p.getParsingContext());
+            String known = deserializer == null || deserializer.getKnownPropertyNames() == null ? ""
+                    : deserializer.getKnownPropertyNames().stream().map(String::valueOf).sorted().collect(Collectors.joining(", "));
+            collected.addLine(key, "unknown key '" + key + "'" + (known.isEmpty() ? "" : " (expected one of: " + known + ")")
+                    + " at line " + p.currentLocation().getLineNr());
+            p.skipChildren();
+            return true;
         }
     }
 
@@ -200,7 +246,8 @@ public final class ConfigLoader {
             try {
                 return Durations.parse(p.getValueAsString());
             } catch (IllegalArgumentException e) {
-                throw JsonMappingException.from(p, e.getMessage(), e);
+                record(p, ctxt, e.getMessage());
+                return null;
             }
         }
     }

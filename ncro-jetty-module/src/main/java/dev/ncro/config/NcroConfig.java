@@ -320,9 +320,15 @@ public final class NcroConfig {
     /** Collects every problem so one start-up reports them all. */
     static final class Problems {
         private final List<String> lines = new ArrayList<>();
+        private final java.util.Set<String> keys = new java.util.HashSet<>();
 
+        /** One problem per key: a value that could not be bound is not reported again by validation. */
         void add(String key, String message) {
-            lines.add(key + ": " + message);
+            addLine(key, key + ": " + message);
+        }
+
+        void addLine(String key, String line) {
+            if (keys.add(key)) lines.add(line);
         }
 
         List<String> lines() {

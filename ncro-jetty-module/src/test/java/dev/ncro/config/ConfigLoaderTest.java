@@ -170,4 +170,20 @@ class ConfigLoaderTest {
         assertNull(c.upstreams().get(1).timeout().connect());
         assertTrue(error("upstreams:\n  - url: http://a\n    timeout:\n      connect: 0s\n").contains("upstreams[0].timeout.connect"));
     }
+
+    @Test
+    void aFileWithFourMistakes_reportsAllFour_inOneMessage_withLinesWhereBindingKnowsThem() {
+        String msg = error("upstreams:\n"
+                + "  - url: ftp://a\n"
+                + "    priority: -1\n"
+                + "    colour: blue\n"
+                + "cache:\n"
+                + "  ttl: 5 minutes\n");
+
+        assertTrue(msg.contains("unknown key 'upstreams[0].colour'") && msg.contains("at line 4"), msg);
+        assertTrue(msg.contains("upstreams[0].url: must be an absolute http:// or https:// URL"), msg);
+        assertTrue(msg.contains("upstreams[0].priority: must be 0 or more"), msg);
+        assertTrue(msg.contains("cache.ttl: expected a duration such as 250ms") && msg.contains("at line 6"), msg);
+        assertEquals(1, msg.split("cache.ttl").length - 1, "the unreadable duration is reported once: " + msg);
+    }
 }
