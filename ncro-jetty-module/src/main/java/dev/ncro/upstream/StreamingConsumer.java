@@ -97,9 +97,22 @@ public final class StreamingConsumer implements AsyncResponseConsumer<Void> {
      * Abandons the exchange. Cancelling HttpComponents' future from inside {@link #consume}
      * (where a sink that writes synchronously learns that its client is gone) does not reliably
      * close the upstream connection; failing the next {@code consume} does, so both are used.
+     * A stream whose window is closed (its client stopped reading) would never see a next
+     * {@code consume}: the window is opened a little, so that one comes and fails.
      */
     public void cancel() {
         cancelled = true;
+        CapacityChannel ch;
+        synchronized (this) {
+            ch = finished ? null : channel;
+        }
+        if (ch != null) {
+            try {
+                ch.update(1);
+            } catch (IOException | RuntimeException e) {
+                // the exchange is already over or failing
+            }
+        }
     }
 
     @Override
