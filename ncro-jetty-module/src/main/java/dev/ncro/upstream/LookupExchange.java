@@ -51,22 +51,8 @@ final class LookupExchange implements Cancellable {
     private void hop(URI uri, int redirects, boolean checkAddresses) {
         // a little longer than the exchange's own deadline, so that a hung lookup ends as the
         // exchange's TimeoutException, not as a lookup failure racing it
-        client.lookup(uri.getHost(), remaining().plusMillis(100)).whenCompleteAsync((addresses, failure) -> {
-            if (done.get()) return;
-            if (failure != null) {
-                fail(UpstreamClient.unwrap(failure));
-                return;
-            }
-            if (checkAddresses) {
-                try {
-                    RedirectPolicy.checkAddresses(upstream, uri, addresses);
-                } catch (RedirectRefusedException e) {
-                    refuse(e);
-                    return;
-                }
-            }
-            send(uri, redirects, false);
-        }, client::dispatch);
+        client.resolveThen(upstream, uri, remaining().plusMillis(100), checkAddresses, done::get, this::fail,
+                this::refuse, () -> send(uri, redirects, false));
     }
 
     private void send(URI uri, int redirects, boolean retry) {

@@ -42,22 +42,8 @@ final class StreamExchange implements UpstreamStream {
     }
 
     private void hop(URI uri, int redirects, boolean checkAddresses) {
-        client.lookup(uri.getHost(), idleTimeout).whenCompleteAsync((addresses, failure) -> {
-            if (cancelled) return;
-            if (failure != null) {
-                sink.onError(asException(UpstreamClient.unwrap(failure)));
-                return;
-            }
-            if (checkAddresses) {
-                try {
-                    RedirectPolicy.checkAddresses(upstream, uri, addresses);
-                } catch (RedirectRefusedException e) {
-                    refuse(e);
-                    return;
-                }
-            }
-            send(uri, redirects, false);
-        }, client::dispatch);
+        client.resolveThen(upstream, uri, idleTimeout, checkAddresses, () -> cancelled,
+                failure -> sink.onError(asException(failure)), this::refuse, () -> send(uri, redirects, false));
     }
 
     private void send(URI uri, int redirects, boolean retry) {

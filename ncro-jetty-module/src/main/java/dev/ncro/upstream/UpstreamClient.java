@@ -372,6 +372,34 @@ public final class UpstreamClient extends ContainerLifeCycle {
     }
 
     /**
+     * One hop's preparation, shared by lookups and streams: looks up the host of {@code uri}
+     * (within {@code within}), checks its addresses against the redirect policy when
+     * {@code checkAddresses}, then runs {@code send} on the callback executor — or tells
+     * {@code failed} (lookup failure) or {@code refused} (a refused redirect) instead. Nothing
+     * runs once {@code abandoned} says so.
+     */
+    void resolveThen(Upstream upstream, URI uri, Duration within, boolean checkAddresses,
+            java.util.function.BooleanSupplier abandoned, java.util.function.Consumer<Throwable> failed,
+            java.util.function.Consumer<RedirectRefusedException> refused, Runnable send) {
+        lookup(uri.getHost(), within).whenCompleteAsync((addresses, failure) -> {
+            if (abandoned.getAsBoolean()) return;
+            if (failure != null) {
+                failed.accept(unwrap(failure));
+                return;
+            }
+            if (checkAddresses) {
+                try {
+                    RedirectPolicy.checkAddresses(upstream, uri, addresses);
+                } catch (RedirectRefusedException e) {
+                    refused.accept(e);
+                    return;
+                }
+            }
+            send.run();
+        }, this::dispatch);
+    }
+
+    /**
      * Per-request state: the login of the upstream the request is for, only while it is on that
      * upstream's own origin (a redirect elsewhere carries none), and the timeouts.
      */
