@@ -125,9 +125,16 @@ class NarinfoRoutingTest extends TwoUpstreams {
         b.put("/" + h + ".narinfo", narinfo(h, "b", "nar/x40qravmfzwnc5i5l6210xmpb4d2vhkc5vkjqr89raf00b0x3ig0.nar", 1));
         ncro = NcroUnderTest.start(config("race_deadline: 30s", a.uri(), 10, b.uri(), 10));
 
+        long start = System.nanoTime();
         HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
+        Duration took = Duration.ofNanos(System.nanoTime() - start);
 
         assertEquals(200, r.statusCode());
+        assertTrue(body(r).contains("/nix/store/" + h + "-b"), body(r));
+        // a never answers, so anything that waits for it waits for the 30 s deadline; b answers
+        // at once, so 5 s is generous even on a loaded machine
+        assertTrue(took.compareTo(Duration.ofSeconds(5)) < 0, "the hit waited for the hanging upstream: " + took);
+        assertEquals(1, a.count("/" + h + ".narinfo"), "a was raced too: the hit did not come from leaving it out");
     }
 
     @Test
