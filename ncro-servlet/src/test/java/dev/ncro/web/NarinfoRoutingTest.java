@@ -114,8 +114,12 @@ class NarinfoRoutingTest extends TwoUpstreams {
 
         HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
 
-        assertEquals(504, r.statusCode());
+        assertEquals(504, r.statusCode(), "b's 404 alone must not make it a 404 while a never answered: " + body(r));
         assertTrue(body(r).contains("300ms"), body(r));
+        // the others still count: b was asked in the same race, and its answer was taken (the
+        // 504 waited for a alone, not for b too)
+        assertEquals(1, b.count("/" + h + ".narinfo"), "the other upstream is raced alongside the hanging one");
+        assertTrue(body(r).contains("waiting for [" + a.uri() + "]"), "only the hanging upstream was waited for: " + body(r));
     }
 
     @Test
