@@ -6,6 +6,7 @@ import static dev.ncro.web.NcroUnderTest.config;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.ncro.config.Defaults;
 import dev.ncro.testing.FakeCache;
 import java.net.ServerSocket;
 import java.net.http.HttpRequest;
@@ -163,13 +164,47 @@ class NarinfoRoutingTest extends TwoUpstreams {
         assertEquals(502, ncro.get("/" + h + ".narinfo").statusCode());
     }
 
-    @Test
-    void oversizedNarinfo_failsThatUpstream() throws Exception {
-        String h = hash(12);
-        a.put("/" + h + ".narinfo", "X".repeat(65 * 1024));
-        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+    /**
+     * A narinfo that would be valid but for its size: only the size limit can reject it (a
+     * body of junk would be rejected as invalid whatever its size).
+     */
+    private static String oversizedNarinfo(String h) {
+        String info = narinfo(h, "big", "nar/14jl19y27c94hdkqw143v7ca8fx53nfz95z4n0h8hm9fb1r2ibb0.nar", 1);
+        return info + "Padding: " + "x".repeat(Defaults.NARINFO_MAX_BYTES + 1024 - info.length()) + "\n";
+    }
 
-        assertEquals(502, ncro.get("/" + h + ".narinfo").statusCode());
+    @Test
+    void oversizedNarinfo_withContentLength_failsThatUpstream_502NotA404() throws Exception {
+        String h = hash(12);
+        a.put("/" + h + ".narinfo", oversizedNarinfo(h));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10));
+
+        HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
+
+        assertEquals(502, r.statusCode(), body(r));
+        assertTrue(body(r).contains(a.uri().toString()), "the error names the failing upstream: " + body(r));
+        assertEquals(1, b.count("/" + h + ".narinfo"), "b was asked, and said 404");
+    }
+
+    @Test
+    void oversizedNarinfo_chunkedWithoutLength_failsThatUpstream_502NotA404NorTruncated() throws Exception {
+        String h = hash(16);
+        String path = "/" + h + ".narinfo";
+        a.put(path, oversizedNarinfo(h)).chunked(path);
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10));
+        HttpResponse<byte[]> direct = ncro.http.send(HttpRequest.newBuilder(a.uri().resolve(path)).build(),
+                HttpResponse.BodyHandlers.ofByteArray());
+        assertTrue(direct.headers().firstValue("content-length").isEmpty(), "the fixture streams it without a length");
+        assertEquals("chunked", direct.headers().firstValue("transfer-encoding").orElse(""));
+        assertEquals(oversizedNarinfo(h), body(direct), "and whole: only the size limit can reject it");
+        a.clearLog();
+
+        HttpResponse<byte[]> r = ncro.get(path);
+
+        assertEquals(502, r.statusCode(), "never a 404, never the body cut at the limit: " + body(r));
+        assertTrue(body(r).contains(a.uri().toString()), "the error names the failing upstream: " + body(r));
+        assertEquals(1, a.count(path));
+        assertEquals(1, b.count(path), "b was asked, and said 404");
     }
 
     @Test
