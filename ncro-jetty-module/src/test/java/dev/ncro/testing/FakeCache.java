@@ -67,6 +67,8 @@ public final class FakeCache implements AutoCloseable {
     private final List<Logged> log = new CopyOnWriteArrayList<>();
     private final List<Callback> hanging = new CopyOnWriteArrayList<>();
     private final java.util.Set<String> chunked = ConcurrentHashMap.newKeySet();
+    /** Extra headers on every file it serves (200, 206 and their HEADs), in the order added. */
+    private final List<Map.Entry<String, String>> extraHeaders = new CopyOnWriteArrayList<>();
     private final java.util.concurrent.Semaphore abortedWrites = new java.util.concurrent.Semaphore(0);
     private volatile Path directory;
     private volatile boolean hangAll;
@@ -187,6 +189,17 @@ public final class FakeCache implements AutoCloseable {
             if (path.startsWith(prefix) && (best == null || prefix.length() > best.length())) best = prefix;
         }
         return best == null ? null : prefixScripts.get(best);
+    }
+
+    /**
+     * Adds a header to every file it serves from now on (200, 206, and their HEADs), sent as
+     * given: hop-by-hop ones too ({@code Connection}, {@code Keep-Alive}, {@code Proxy-Authenticate}),
+     * as a misbehaving cache or a CDN in front of one would send them. A name may be added more
+     * than once. Every file answer also carries {@code Set-Cookie: upstream=secret}.
+     */
+    public FakeCache header(String name, String value) {
+        extraHeaders.add(Map.entry(name, value));
+        return this;
     }
 
     /** Sends this path without Content-Length (chunked), as some caches do. */
@@ -355,6 +368,7 @@ public final class FakeCache implements AutoCloseable {
         response.getHeaders().put(HttpHeader.ACCEPT_RANGES, "bytes");
         response.getHeaders().put(HttpHeader.ETAG, "\"" + Long.toHexString(total) + "\"");
         response.getHeaders().put("Set-Cookie", "upstream=secret");
+        for (Map.Entry<String, String> h : extraHeaders) response.getHeaders().add(h.getKey(), h.getValue());
         if (!chunked.contains(path)) response.getHeaders().put(HttpHeader.CONTENT_LENGTH, to - from);
         if (head) {
             callback.succeeded();

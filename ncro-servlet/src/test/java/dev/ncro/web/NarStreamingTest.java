@@ -150,14 +150,48 @@ class NarStreamingTest extends TwoUpstreams {
 
     @Test
     void endToEndHeadersPass_hopByHopAndCookiesDoNot() throws Exception {
-        a.put("/nar/39cv4k7fv1alsgziml0c6vcxakdxkc6rj2gpf0x34dw96k089ma1.nar", bytes("nar"));
+        String path = "/nar/39cv4k7fv1alsgziml0c6vcxakdxkc6rj2gpf0x34dw96k089ma1.nar";
+        a.put(path, bytes("nar"))
+                // end-to-end, on the whitelist: must reach the client
+                .header("Last-Modified", "Wed, 21 Oct 2015 07:28:00 GMT")
+                .header("Cache-Control", "public, max-age=600")
+                .header("Expires", "Thu, 22 Oct 2015 07:28:00 GMT")
+                // hop-by-hop, or naming one (RFC 9110 7.6.1), or not for the client: must not
+                .header("Connection", "x-custom")
+                .header("X-Custom", "hop")
+                .header("Keep-Alive", "timeout=5, max=1000")
+                .header("Proxy-Authenticate", "Basic realm=\"upstream\"")
+                .header("X-Upstream-Internal", "10.0.0.7");
         ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+        // the upstream really sends them, so the half about dropping them can fail
+        java.net.http.HttpHeaders sent = ncro.http.send(java.net.http.HttpRequest.newBuilder(a.uri().resolve(path)).build(),
+                HttpResponse.BodyHandlers.discarding()).headers();
+        for (String name : new String[] {"connection", "x-custom", "keep-alive", "proxy-authenticate", "set-cookie",
+                "x-upstream-internal", "last-modified", "cache-control", "expires", "etag"}) {
+            assertTrue(sent.firstValue(name).isPresent(), "the fake upstream sends " + name + ": " + sent.map());
+        }
+        assertTrue(sent.allValues("connection").toString().contains("x-custom"), sent.map().toString());
+        a.clearLog();
 
-        HttpResponse<byte[]> r = ncro.get("/nar/39cv4k7fv1alsgziml0c6vcxakdxkc6rj2gpf0x34dw96k089ma1.nar");
+        HttpResponse<byte[]> r = ncro.get(path);
 
-        assertTrue(r.headers().firstValue("etag").isPresent());
-        assertEquals("application/x-nix-nar", r.headers().firstValue("content-type").orElseThrow());
-        assertFalse(r.headers().firstValue("set-cookie").isPresent());
+        assertEquals(200, r.statusCode());
+        assertEquals("nar", new String(r.body(), StandardCharsets.UTF_8));
+        java.net.http.HttpHeaders got = r.headers();
+        assertEquals(sent.firstValue("etag"), got.firstValue("etag"));
+        assertEquals("application/x-nix-nar", got.firstValue("content-type").orElseThrow());
+        assertEquals("bytes", got.firstValue("accept-ranges").orElseThrow());
+        assertEquals("3", got.firstValue("content-length").orElseThrow());
+        assertEquals("Wed, 21 Oct 2015 07:28:00 GMT", got.firstValue("last-modified").orElseThrow());
+        assertEquals("public, max-age=600", got.firstValue("cache-control").orElseThrow());
+        assertEquals("Thu, 22 Oct 2015 07:28:00 GMT", got.firstValue("expires").orElseThrow());
+        for (String name : new String[] {"x-custom", "keep-alive", "proxy-authenticate", "set-cookie", "x-upstream-internal"}) {
+            assertFalse(got.firstValue(name).isPresent(), name + " reached the client: " + got.map());
+        }
+        // ncro's own server may say keep-alive or close on its connection, never the upstream's token
+        assertFalse(got.allValues("connection").toString().toLowerCase(java.util.Locale.ROOT).contains("x-custom"),
+                "the upstream's Connection header reached the client: " + got.map());
+        assertEquals(1, a.count(path));
     }
 
     @Test

@@ -6,6 +6,7 @@ import static dev.ncro.web.NcroUnderTest.config;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.ncro.config.Defaults;
 import dev.ncro.testing.FakeCache;
 import java.net.ServerSocket;
 import java.net.http.HttpRequest;
@@ -114,8 +115,12 @@ class NarinfoRoutingTest extends TwoUpstreams {
 
         HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
 
-        assertEquals(504, r.statusCode());
+        assertEquals(504, r.statusCode(), "b's 404 alone must not make it a 404 while a never answered: " + body(r));
         assertTrue(body(r).contains("300ms"), body(r));
+        // the others still count: b was asked in the same race, and its answer was taken (the
+        // 504 waited for a alone, not for b too)
+        assertEquals(1, b.count("/" + h + ".narinfo"), "the other upstream is raced alongside the hanging one");
+        assertTrue(body(r).contains("waiting for [" + a.uri() + "]"), "only the hanging upstream was waited for: " + body(r));
     }
 
     @Test
@@ -125,9 +130,16 @@ class NarinfoRoutingTest extends TwoUpstreams {
         b.put("/" + h + ".narinfo", narinfo(h, "b", "nar/x40qravmfzwnc5i5l6210xmpb4d2vhkc5vkjqr89raf00b0x3ig0.nar", 1));
         ncro = NcroUnderTest.start(config("race_deadline: 30s", a.uri(), 10, b.uri(), 10));
 
+        long start = System.nanoTime();
         HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
+        Duration took = Duration.ofNanos(System.nanoTime() - start);
 
         assertEquals(200, r.statusCode());
+        assertTrue(body(r).contains("/nix/store/" + h + "-b"), body(r));
+        // a never answers, so anything that waits for it waits for the 30 s deadline; b answers
+        // at once, so 5 s is generous even on a loaded machine
+        assertTrue(took.compareTo(Duration.ofSeconds(5)) < 0, "the hit waited for the hanging upstream: " + took);
+        assertEquals(1, a.count("/" + h + ".narinfo"), "a was raced too: the hit did not come from leaving it out");
     }
 
     @Test
@@ -152,13 +164,47 @@ class NarinfoRoutingTest extends TwoUpstreams {
         assertEquals(502, ncro.get("/" + h + ".narinfo").statusCode());
     }
 
-    @Test
-    void oversizedNarinfo_failsThatUpstream() throws Exception {
-        String h = hash(12);
-        a.put("/" + h + ".narinfo", "X".repeat(65 * 1024));
-        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+    /**
+     * A narinfo that would be valid but for its size: only the size limit can reject it (a
+     * body of junk would be rejected as invalid whatever its size).
+     */
+    private static String oversizedNarinfo(String h) {
+        String info = narinfo(h, "big", "nar/14jl19y27c94hdkqw143v7ca8fx53nfz95z4n0h8hm9fb1r2ibb0.nar", 1);
+        return info + "Padding: " + "x".repeat(Defaults.NARINFO_MAX_BYTES + 1024 - info.length()) + "\n";
+    }
 
-        assertEquals(502, ncro.get("/" + h + ".narinfo").statusCode());
+    @Test
+    void oversizedNarinfo_withContentLength_failsThatUpstream_502NotA404() throws Exception {
+        String h = hash(12);
+        a.put("/" + h + ".narinfo", oversizedNarinfo(h));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10));
+
+        HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");
+
+        assertEquals(502, r.statusCode(), body(r));
+        assertTrue(body(r).contains(a.uri().toString()), "the error names the failing upstream: " + body(r));
+        assertEquals(1, b.count("/" + h + ".narinfo"), "b was asked, and said 404");
+    }
+
+    @Test
+    void oversizedNarinfo_chunkedWithoutLength_failsThatUpstream_502NotA404NorTruncated() throws Exception {
+        String h = hash(16);
+        String path = "/" + h + ".narinfo";
+        a.put(path, oversizedNarinfo(h)).chunked(path);
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10));
+        HttpResponse<byte[]> direct = ncro.http.send(HttpRequest.newBuilder(a.uri().resolve(path)).build(),
+                HttpResponse.BodyHandlers.ofByteArray());
+        assertTrue(direct.headers().firstValue("content-length").isEmpty(), "the fixture streams it without a length");
+        assertEquals("chunked", direct.headers().firstValue("transfer-encoding").orElse(""));
+        assertEquals(oversizedNarinfo(h), body(direct), "and whole: only the size limit can reject it");
+        a.clearLog();
+
+        HttpResponse<byte[]> r = ncro.get(path);
+
+        assertEquals(502, r.statusCode(), "never a 404, never the body cut at the limit: " + body(r));
+        assertTrue(body(r).contains(a.uri().toString()), "the error names the failing upstream: " + body(r));
+        assertEquals(1, a.count(path));
+        assertEquals(1, b.count(path), "b was asked, and said 404");
     }
 
     @Test
