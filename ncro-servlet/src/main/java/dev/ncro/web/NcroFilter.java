@@ -66,32 +66,33 @@ public final class NcroFilter extends HttpFilter {
         boolean head = "HEAD".equals(method);
         if (!head && !"GET".equals(method)) {
             response.setHeader("Allow", "GET, HEAD");
-            plain(response, 405, "method " + method + " is not allowed; ncro answers GET and HEAD");
+            plain(request, 405, "method " + method + " is not allowed; ncro answers GET and HEAD", false);
             return;
         }
         String path = request.getRequestURI().substring(request.getContextPath().length());
         var narinfo = NARINFO.matcher(path);
         if (narinfo.matches()) {
             if (request.getQueryString() != null) {
-                plain(response, 400, "a narinfo request takes no query string");
+                plain(request, 400, "a narinfo request takes no query string", head);
                 return;
             }
             narinfo(request, narinfo.group(1), head);
         } else if (path.equals("/nix-cache-info")) {
-            write(response, 200, "text/x-nix-cache-info", ncro.cacheInfo().getBytes(StandardCharsets.UTF_8), head);
+            SmallResponse.send(request.startAsync(), 200, "text/x-nix-cache-info",
+                    ncro.cacheInfo().getBytes(StandardCharsets.UTF_8), head);
         } else if (path.equals("/health")) {
-            answer(response, ncro.health(), head);
+            answer(request, response, ncro.health(), head);
         } else if (path.equals("/metrics")) {
-            answer(response, ncro.metrics(), head);
+            answer(request, response, ncro.metrics(), head);
         } else if (NAR.matcher(path).matches()) {
             String query = request.getQueryString();
             if (query != null && !NAR_QUERY.matcher(query).matches()) {
-                plain(response, 400, "malformed query on a NAR request");
+                plain(request, 400, "malformed query on a NAR request", head);
                 return;
             }
             chain.doFilter(request, response);
         } else {
-            plain(response, 404, "not a binary cache path: " + path);
+            plain(request, 404, "not a binary cache path: " + path, head);
         }
     }
 
@@ -129,21 +130,13 @@ public final class NcroFilter extends HttpFilter {
     }
 
     /** /health and /metrics: live state, never to be cached. */
-    private static void answer(HttpServletResponse response, Answer answer, boolean head) throws IOException {
+    private static void answer(HttpServletRequest request, HttpServletResponse response, Answer answer, boolean head) {
         response.setHeader("Cache-Control", "no-store");
-        write(response, answer.status(), answer.contentType(), answer.body(), head);
+        SmallResponse.send(request.startAsync(), answer.status(), answer.contentType(), answer.body(), head);
     }
 
-    static void plain(HttpServletResponse response, int status, String text) throws IOException {
-        write(response, status, SmallResponse.TEXT, (text + "\n").getBytes(StandardCharsets.UTF_8), false);
-    }
-
-    /** A small complete answer on the container thread; for HEAD the body is left out. */
-    private static void write(HttpServletResponse response, int status, String contentType, byte[] body, boolean head)
-            throws IOException {
-        response.setStatus(status);
-        response.setContentType(contentType);
-        response.setContentLength(body.length);
-        if (!head) response.getOutputStream().write(body);
+    /** A short plain-text answer; every small answer goes out through {@link SmallResponse}. */
+    private static void plain(HttpServletRequest request, int status, String text, boolean head) {
+        SmallResponse.sendText(request.startAsync(), status, text, head);
     }
 }
