@@ -35,16 +35,6 @@ final class AsyncLimiter {
         task.run();
     }
 
-    /** Runs {@code task} now on this thread if a permit is free; false, and nothing run, if not. */
-    boolean tryRun(Runnable task) {
-        synchronized (this) {
-            if (used >= permits) return false;
-            used++;
-        }
-        task.run();
-        return true;
-    }
-
     /** Returns a permit, handing it straight to the oldest waiting task if there is one. */
     void release() {
         Runnable next;

@@ -87,7 +87,6 @@ final class NarinfoRace {
     private boolean lastResort;
     private Runnable enteringLastResort = () -> { };
     private int stage = -1;
-    private int pending;
     private final List<String> failures = new ArrayList<>();
     private final Set<Upstream> waiting = new LinkedHashSet<>();
     private final Set<Outcome> live = new java.util.HashSet<>();
@@ -145,8 +144,7 @@ final class NarinfoRace {
             shortLeash = lastResort && stage + 1 == stages.size() - 1;
             if (++stage < stages.size()) {
                 members = stages.get(stage);
-                pending = members.size();
-                waiting.addAll(members);
+                waiting.addAll(members); // every upstream is in one stage only: the stage is over when this empties
             } else {
                 members = null;
             }
@@ -212,10 +210,10 @@ final class NarinfoRace {
     private void settle(Upstream upstream, boolean notFound, String failure) {
         boolean stageOver;
         synchronized (this) {
-            waiting.remove(upstream);
-            if (finished.get()) return;
+            boolean wasWaiting = waiting.remove(upstream);
+            if (finished.get() || !wasWaiting) return; // decided, or this upstream already settled
             if (!notFound) failures.add(upstream.name() + ": " + failure);
-            stageOver = --pending == 0;
+            stageOver = waiting.isEmpty();
         }
         if (stageOver) advance();
     }

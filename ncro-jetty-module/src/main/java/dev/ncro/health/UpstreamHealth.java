@@ -121,11 +121,6 @@ public final class UpstreamHealth {
         return state != UpstreamState.DOWN && !coolingNow();
     }
 
-    /** Whether a recent failure asks for the others to be preferred. */
-    public synchronized boolean cooling() {
-        return coolingNow();
-    }
-
     private boolean coolingNow() {
         return clock.millis() < cooldownUntil;
     }
