@@ -44,15 +44,15 @@ final class LookupExchange implements Cancellable {
 
     void start(URI uri) {
         deadline = client.scheduler().schedule(this::expire, timeout.toNanos(), TimeUnit.NANOSECONDS);
-        hop(uri, 0, false);
+        hop(uri, 0);
     }
 
-    /** Looks up the host of {@code uri} (and checks its addresses for a redirect), then sends. */
-    private void hop(URI uri, int redirects, boolean checkAddresses) {
-        // a little longer than the exchange's own deadline, so that a hung lookup ends as the
-        // exchange's TimeoutException, not as a lookup failure racing it
-        client.resolveThen(upstream, uri, remaining().plusMillis(100), checkAddresses, done::get, this::fail,
-                this::refuse, () -> send(uri, redirects, false));
+    /**
+     * Looks up the host of {@code uri} (and checks its addresses for a redirect), then sends.
+     * The exchange's own deadline bounds the lookup: a hung one ends as its TimeoutException.
+     */
+    private void hop(URI uri, int redirects) {
+        client.resolveThen(upstream, uri, redirects > 0, null, done::get, this::fail, this::refuse, () -> send(uri, redirects, false));
     }
 
     private void send(URI uri, int redirects, boolean retry) {
@@ -93,9 +93,7 @@ final class LookupExchange implements Cancellable {
         String location = consumer.location();
         if (RedirectPolicy.isRedirect(answer.status()) && location != null) {
             try {
-                URI target = RedirectPolicy.target(uri, location);
-                RedirectPolicy.check(upstream, uri, target, redirects + 1);
-                hop(target, redirects + 1, RedirectPolicy.needsAddressCheck(upstream, target));
+                hop(RedirectPolicy.next(upstream, uri, location, redirects + 1), redirects + 1);
             } catch (RedirectRefusedException e) {
                 refuse(e);
             }

@@ -55,6 +55,16 @@ final class RedirectPolicy {
     }
 
     /**
+     * Where a redirect leads, once the checks that need no address have passed: {@link #target}
+     * then {@link #check}. The address check comes with the hop's host lookup.
+     */
+    static URI next(Upstream upstream, URI current, String location, int hop) throws RedirectRefusedException {
+        URI target = target(current, location);
+        check(upstream, current, target, hop);
+        return target;
+    }
+
+    /**
      * The checks that need no address: hop count, scheme, downgrade, user information.
      *
      * @param hop the number of this redirect within the request, starting at 1

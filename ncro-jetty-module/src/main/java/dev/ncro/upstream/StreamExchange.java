@@ -38,11 +38,11 @@ final class StreamExchange implements UpstreamStream {
     }
 
     void start(URI uri) {
-        hop(uri, 0, false);
+        hop(uri, 0);
     }
 
-    private void hop(URI uri, int redirects, boolean checkAddresses) {
-        client.resolveThen(upstream, uri, idleTimeout, checkAddresses, () -> cancelled,
+    private void hop(URI uri, int redirects) {
+        client.resolveThen(upstream, uri, redirects > 0, idleTimeout, () -> cancelled,
                 failure -> sink.onError(asException(failure)), this::refuse, () -> send(uri, redirects, false));
     }
 
@@ -145,9 +145,7 @@ final class StreamExchange implements UpstreamStream {
         private void follow() {
             if (cancelled) return;
             try {
-                URI target = RedirectPolicy.target(uri, location);
-                RedirectPolicy.check(upstream, uri, target, redirects + 1);
-                hop(target, redirects + 1, RedirectPolicy.needsAddressCheck(upstream, target));
+                hop(RedirectPolicy.next(upstream, uri, location, redirects + 1), redirects + 1);
             } catch (RedirectRefusedException e) {
                 refuse(e);
             }

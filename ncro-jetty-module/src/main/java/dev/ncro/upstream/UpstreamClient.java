@@ -373,15 +373,18 @@ public final class UpstreamClient extends ContainerLifeCycle {
 
     /**
      * One hop's preparation, shared by lookups and streams: looks up the host of {@code uri}
-     * (within {@code within}), checks its addresses against the redirect policy when
-     * {@code checkAddresses}, then runs {@code send} on the callback executor — or tells
-     * {@code failed} (lookup failure) or {@code refused} (a refused redirect) instead. Nothing
-     * runs once {@code abandoned} says so.
+     * (failing after {@code within}, or, when that is null, bounded by the caller's own
+     * deadline), checks its addresses against the redirect policy when a redirect led there
+     * outside the upstream's origin and {@code redirect_hosts}, then runs {@code send} on the callback
+     * executor — or tells {@code failed} (lookup failure) or {@code refused} (a refused
+     * redirect) instead. Nothing runs once {@code abandoned} says so.
      */
-    void resolveThen(Upstream upstream, URI uri, Duration within, boolean checkAddresses,
+    void resolveThen(Upstream upstream, URI uri, boolean redirected, Duration within,
             java.util.function.BooleanSupplier abandoned, java.util.function.Consumer<Throwable> failed,
             java.util.function.Consumer<RedirectRefusedException> refused, Runnable send) {
-        lookup(uri.getHost(), within).whenCompleteAsync((addresses, failure) -> {
+        boolean checkAddresses = redirected && RedirectPolicy.needsAddressCheck(upstream, uri);
+        CompletableFuture<InetAddress[]> addressesOf = within == null ? hosts.lookup(uri.getHost()) : lookup(uri.getHost(), within);
+        addressesOf.whenCompleteAsync((addresses, failure) -> {
             if (abandoned.getAsBoolean()) return;
             if (failure != null) {
                 failed.accept(unwrap(failure));
