@@ -8,8 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+
+import dev.ncro.testing.RawHttp;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.ServerSocket;
@@ -355,7 +356,7 @@ class FailoverTest extends TwoUpstreams {
         private void serve() {
             while (!server.isClosed()) {
                 try (Socket s = server.accept()) {
-                    String head = readHead(s.getInputStream());
+                    String head = RawHttp.readHead(s.getInputStream());
                     String path = head.split(" ")[1];
                     OutputStream out = s.getOutputStream();
                     if (path.endsWith(".narinfo")) {
@@ -377,16 +378,6 @@ class FailoverTest extends TwoUpstreams {
                     // closed, or the peer went away
                 }
             }
-        }
-
-        private static String readHead(InputStream in) throws IOException {
-            StringBuilder sb = new StringBuilder();
-            int c;
-            while ((c = in.read()) >= 0) {
-                sb.append((char) c);
-                if (sb.length() >= 4 && sb.substring(sb.length() - 4).equals("\r\n\r\n")) break;
-            }
-            return sb.toString();
         }
 
         @Override

@@ -3,8 +3,8 @@ package dev.ncro.web;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.ncro.testing.RawHttp;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.ServerSocket;
@@ -79,7 +79,7 @@ class StalledErrorBodyTest extends TwoUpstreams {
             while (!server.isClosed()) {
                 try {
                     Socket s = server.accept();
-                    String head = readHead(s.getInputStream());
+                    String head = RawHttp.readHead(s.getInputStream());
                     String[] parts = head.split(" ");
                     String path = parts.length > 1 ? parts[1] : "";
                     OutputStream out = s.getOutputStream();
@@ -105,16 +105,6 @@ class StalledErrorBodyTest extends TwoUpstreams {
                     // closed
                 }
             }
-        }
-
-        private static String readHead(InputStream in) throws IOException {
-            StringBuilder sb = new StringBuilder();
-            int c;
-            while ((c = in.read()) >= 0) {
-                sb.append((char) c);
-                if (sb.length() >= 4 && sb.substring(sb.length() - 4).equals("\r\n\r\n")) break;
-            }
-            return sb.toString();
         }
 
         @Override
