@@ -136,19 +136,15 @@ final class NarExchange implements NarStream {
             return;
         }
         if (next > 0) metrics.narFailovers.inc();
-        Attempt attempt = new Attempt(candidates.get(next++));
+        Upstream upstream = candidates.get(next++);
+        Attempt attempt = new Attempt(upstream, streamGates.apply(upstream));
         current = attempt;
-        AsyncLimiter gate = streamGates.apply(attempt.upstream);
-        Runnable launch = () -> attempt.launch(gate);
-        attempt.queued(gate, launch);
-        gate.run(launch);
-        if (!attempt.launched()) {
+        if (!attempt.enqueue()) {
             // every stream slot of this upstream is taken: wait for one at most as long as for
             // a first byte, then let the next candidate serve (busy is not sick: no cooldown);
             // the last candidate is waited for up to the stall limit
-            Duration wait = next < candidates.size() ? attempt.upstream.firstByteTimeout() : idleTimeout;
-            scheduler.schedule(() -> executor.execute(() -> attempt.busy(gate, launch)), wait.toNanos(),
-                    TimeUnit.NANOSECONDS);
+            Duration wait = next < candidates.size() ? upstream.firstByteTimeout() : idleTimeout;
+            scheduler.schedule(() -> executor.execute(attempt::busy), wait.toNanos(), TimeUnit.NANOSECONDS);
         }
     }
 
@@ -185,15 +181,16 @@ final class NarExchange implements NarStream {
         private static final int OVER = 3;
 
         final Upstream upstream;
+        /** This upstream's stream slots (per_upstream_max_streams). */
+        private final AsyncLimiter gate;
+        /** The task queued at the gate: one object, so that it can be withdrawn. */
+        private final Runnable launchTask = this::launch;
         private final AtomicInteger state = new AtomicInteger(WAITING);
         private final AtomicBoolean gateHeld = new AtomicBoolean();
-        private AsyncLimiter gate;
         private UpstreamStream stream;
         private boolean abandoned;
         private Scheduler.Task firstByte;
         private volatile boolean launched;
-        private AsyncLimiter queuedAt;
-        private Runnable queuedLaunch;
         // I/O thread of this attempt only
         private String failure;
         private boolean notFound;
@@ -202,13 +199,19 @@ final class NarExchange implements NarStream {
         private boolean trustFraming;
         private boolean checkLength;
 
-        Attempt(Upstream upstream) {
+        Attempt(Upstream upstream, AsyncLimiter gate) {
             this.upstream = upstream;
+            this.gate = gate;
+        }
+
+        /** Launches now if a stream slot is free, else queues for one; true when launched. */
+        boolean enqueue() {
+            gate.run(launchTask);
+            return launched;
         }
 
         /** Runs once this upstream has a free stream slot. */
-        void launch(AsyncLimiter gate) {
-            this.gate = gate;
+        private void launch() {
             gateHeld.set(true);
             launched = true;
             if (cancelled || current != this) {
@@ -237,19 +240,9 @@ final class NarExchange implements NarStream {
             if (drop || cancelled) s.cancel();
         }
 
-        boolean launched() {
-            return launched;
-        }
-
-        /** Remembers where this attempt waits for a slot, so that abandoning it can withdraw it. */
-        synchronized void queued(AsyncLimiter gate, Runnable launch) {
-            queuedAt = gate;
-            queuedLaunch = launch;
-        }
-
         /** Still queued for a stream slot after the first-byte timeout: the next candidate's turn. */
-        void busy(AsyncLimiter gate, Runnable launch) {
-            if (!gate.withdraw(launch) || !state.compareAndSet(WAITING, PASSED)) return;
+        void busy() {
+            if (!gate.withdraw(launchTask) || !state.compareAndSet(WAITING, PASSED)) return;
             synchronized (failures) {
                 failures.add(upstream + ": every stream slot stayed busy");
             }
@@ -269,16 +262,12 @@ final class NarExchange implements NarStream {
         void abandon() {
             UpstreamStream s;
             Scheduler.Task timer;
-            AsyncLimiter waitingAt;
-            Runnable waitingLaunch;
             synchronized (this) {
                 abandoned = true;
                 s = stream;
                 timer = firstByte;
-                waitingAt = queuedAt;
-                waitingLaunch = queuedLaunch;
             }
-            if (waitingAt != null && !launched) waitingAt.withdraw(waitingLaunch); // a client gone while queued
+            if (!launched) gate.withdraw(launchTask); // a client gone while queued
             if (timer != null) timer.cancel();
             if (s != null) s.cancel();
             if (state.getAndSet(OVER) != OVER) releaseGate();
