@@ -72,10 +72,10 @@ public final class ConfigLoader {
         String fromEnv = env.get("NCRO_CONFIG");
         String chosen = fromEnv != null && !fromEnv.isBlank() ? fromEnv
                 : jettyProperty != null && !jettyProperty.isBlank() ? jettyProperty : null;
-        NcroConfig config;
+        RawConfig config;
         String source;
         // every problem of the file, binding and validation alike, reported in one message
-        NcroConfig.Problems problems = new NcroConfig.Problems();
+        RawConfig.Problems problems = new RawConfig.Problems();
         if (chosen == null) {
             source = "embedded " + EMBEDDED;
             try (InputStream in = ConfigLoader.class.getResourceAsStream(EMBEDDED)) {
@@ -109,8 +109,8 @@ public final class ConfigLoader {
                 default -> config.overrideLogLevel(value.toLowerCase(java.util.Locale.ROOT));
             }
         });
-        config.validate(problems);
-        if (!problems.lines().isEmpty()) {
+        NcroConfig sealed = config.seal(problems);
+        if (sealed == null) {
             String lines = problems.lines().stream()
                     .map(line -> {
                         String key = line.substring(0, line.indexOf(':'));
@@ -120,7 +120,7 @@ public final class ConfigLoader {
                     .collect(Collectors.joining("\n"));
             throw new ConfigException("invalid ncro configuration in " + source + ":\n" + lines);
         }
-        return new Loaded(config, source + (overridden.isEmpty() ? "" : " with " + String.join(", ", overridden.values())));
+        return new Loaded(sealed, source + (overridden.isEmpty() ? "" : " with " + String.join(", ", overridden.values())));
     }
 
     /**
@@ -128,9 +128,10 @@ public final class ConfigLoader {
      * {@code problems} (with their line) and binding goes on, so that one start-up reports
      * them all; other mismatches end binding with a {@link ConfigException} at once.
      */
-    static NcroConfig bind(String source, byte[] yaml, NcroConfig.Problems problems) {
+    static RawConfig bind(String source, byte[] yaml, RawConfig.Problems problems) {
+        problems.lines(keyLines(yaml));
         try {
-            NcroConfig config = YAML.readerFor(NcroConfig.class).withAttribute(PROBLEMS, problems).readValue(yaml);
+            RawConfig config = YAML.readerFor(RawConfig.class).withAttribute(PROBLEMS, problems).readValue(yaml);
             if (config == null) throw new ConfigException("config " + source + " is empty");
             return config;
         } catch (UnrecognizedPropertyException e) {
@@ -153,6 +154,24 @@ public final class ConfigLoader {
         } catch (IOException e) {
             throw new ConfigException("cannot read config " + source + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The line of every key and list item of the file ({@code upstreams[0].priority} → 6), so
+     * that problems found after binding name their line too. Empty when the file does not
+     * parse; binding reports that.
+     */
+    private static Map<String, Integer> keyLines(byte[] yaml) {
+        Map<String, Integer> lines = new java.util.HashMap<>();
+        try (JsonParser p = YAML.getFactory().createParser(yaml)) {
+            while (p.nextToken() != null) {
+                String key = path(p.getParsingContext());
+                if (!key.isEmpty()) lines.putIfAbsent(key, p.currentLocation().getLineNr());
+            }
+        } catch (IOException e) {
+            // binding reports the same problem, with its line
+        }
+        return lines;
     }
 
     private static String path(JsonMappingException e) {
@@ -205,7 +224,7 @@ public final class ConfigLoader {
     /** Records a problem at the parser's current key and goes on, or fails at once without a collector. */
     private static void record(JsonParser p, DeserializationContext ctxt, String message) throws JsonMappingException {
         Object problems = ctxt.getAttribute(PROBLEMS);
-        if (!(problems instanceof NcroConfig.Problems collected)) throw JsonMappingException.from(p, message);
+        if (!(problems instanceof RawConfig.Problems collected)) throw JsonMappingException.from(p, message);
         collected.add(path(p.getParsingContext()), message + " at line " + p.currentLocation().getLineNr());
     }
 
@@ -226,7 +245,7 @@ public final class ConfigLoader {
         public boolean handleUnknownProperty(DeserializationContext ctxt, JsonParser p, JsonDeserializer<?> deserializer,
                 Object beanOrClass, String propertyName) throws IOException {
             Object problems = ctxt.getAttribute(PROBLEMS);
-            if (!(problems instanceof NcroConfig.Problems collected)) return false;
+            if (!(problems instanceof RawConfig.Problems collected)) return false;
             String key = path(p.getParsingContext());
             String known = deserializer == null || deserializer.getKnownPropertyNames() == null ? ""
                     : deserializer.getKnownPropertyNames().stream().map(String::valueOf).sorted().collect(Collectors.joining(", "));

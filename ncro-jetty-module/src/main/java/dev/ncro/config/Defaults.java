@@ -44,6 +44,14 @@ public final class Defaults {
     public static final long MEMORY_BUDGET = 64L * 1024 * 1024;
     /** Bytes of route writes that may wait for the SQLite writer; beyond it writes are dropped (counted, logged). */
     public static final long WRITE_QUEUE_MAX_BYTES = 16L * 1024 * 1024;
+    /** Route writes that may wait, whatever their size (a negative or a touch weighs little). */
+    public static final int WRITE_QUEUE_MAX_OPS = 100_000;
+    /** Writes committed in one SQLite transaction. */
+    public static final int ROUTE_WRITE_BATCH = 1024;
+    /** How long the writer waits to fill a batch: one commit per batch, not one per write. */
+    public static final Duration ROUTE_WRITE_LINGER = Duration.ofMillis(10);
+    /** SQLite reader connections (WAL: reads run beside the one writer). */
+    public static final int ROUTE_READERS = 4;
     /**
      * A cooling upstream asked as the last resort of a narinfo miss must answer within this,
      * or {@link #LAST_RESORT_EMA_FACTOR} times its latency EMA if that is longer (and within
@@ -76,6 +84,16 @@ public final class Defaults {
     /** Upstream HTTP client pool: far above HttpComponents' 25 total / 5 per route. */
     public static final int POOL_MAX_TOTAL = 512;
     public static final int POOL_MAX_PER_ROUTE = 128;
+    /**
+     * Connections per upstream in the NAR stream pool: above {@link #PER_UPSTREAM_MAX_STREAMS}
+     * so that cap, not the pool, queues streams.
+     */
+    public static final int STREAM_POOL_MAX_PER_ROUTE = 256;
+    public static final int STREAM_POOL_MAX_TOTAL = 4096;
+    /** How long a host's addresses are used before they are looked up again. */
+    public static final Duration DNS_TTL = Duration.ofSeconds(30);
+    /** How long a failed lookup is answered from memory: long enough to spare a struggling resolver. */
+    public static final Duration DNS_FAILURE_TTL = Duration.ofSeconds(2);
     /** Narinfo bodies larger than this fail the upstream that sent them. */
     public static final int NARINFO_MAX_BYTES = 64 * 1024;
     /**

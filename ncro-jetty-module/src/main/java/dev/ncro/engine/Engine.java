@@ -14,7 +14,6 @@ import dev.ncro.metrics.NcroMetrics;
 import dev.ncro.route.Route;
 import dev.ncro.route.RouteStore;
 import dev.ncro.trust.Narinfo;
-import dev.ncro.upstream.Netrc;
 import dev.ncro.upstream.Resolver;
 import dev.ncro.upstream.Upstream;
 import dev.ncro.upstream.UpstreamClient;
@@ -80,7 +79,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
                 cache.massQuery().inMemoryNegativeTtl(), clock);
         routes.setValidator(this::recheck);
         this.client = new UpstreamClient(config.server().connectTimeout(), upstreams.all(), resolver);
-        upstreams.logIn(config, netrc(config), client);
+        upstreams.logIn(config, client);
         this.lookups = new NarinfoLookup(upstreams, routes, client, metrics, cache.raceDeadline(),
                 cache.massQuery().upstreamCooldown(), cache.massQuery().maxConcurrentRaces(), scheduler, executor,
                 this::suspect, config.health().probeInterval(), config.health().probeTimeout());
@@ -123,15 +122,6 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     private void suspect(Upstream upstream) {
         ProbeScheduler p = probes;
         if (p != null) p.suspect(upstream);
-    }
-
-    private static Netrc netrc(NcroConfig config) {
-        if (config.server().netrcFile().isEmpty()) return null;
-        try {
-            return Netrc.read(Path.of(config.server().netrcFile()));
-        } catch (IOException e) {
-            throw new IllegalStateException("cannot read server.netrc_file " + config.server().netrcFile() + ": " + e.getMessage(), e);
-        }
     }
 
     @Override

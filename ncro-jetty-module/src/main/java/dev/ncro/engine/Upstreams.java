@@ -9,7 +9,7 @@ import dev.ncro.trust.Filters;
 import dev.ncro.trust.Narinfo;
 import dev.ncro.trust.PublicKey;
 import dev.ncro.trust.Signatures;
-import dev.ncro.upstream.Netrc;
+import dev.ncro.config.Netrc;
 import dev.ncro.upstream.Upstream;
 import dev.ncro.upstream.UpstreamClient;
 import java.time.Duration;
@@ -50,11 +50,8 @@ final class Upstreams {
         List<Upstream> all = new ArrayList<>();
         for (int i = 0; i < config.upstreams().size(); i++) {
             NcroConfig.Upstream u = config.upstreams().get(i);
-            Upstream upstream = new Upstream(u.url(), u.priority(), i,
-                    u.timeout().connect() != null ? u.timeout().connect() : config.server().connectTimeout(),
-                    u.timeout().response(),
-                    u.timeout().firstByte() != null ? u.timeout().firstByte() : config.server().firstByteTimeout(),
-                    Set.copyOf(u.redirectHosts()));
+            Upstream upstream = new Upstream(u.url(), u.priority(), i, u.timeout().connect(),
+                    u.timeout().response().orElse(null), u.timeout().firstByte(), u.redirectHosts());
             all.add(upstream);
             byPriority.computeIfAbsent(upstream.priority(), p -> new ArrayList<>()).add(upstream);
             byBase.put(upstream.base().toString(), upstream);
@@ -76,12 +73,13 @@ final class Upstreams {
      * that one only after a 401 challenge, or it would go to every upstream, cache.nixos.org
      * included.
      */
-    void logIn(NcroConfig config, Netrc netrc, UpstreamClient client) {
+    void logIn(NcroConfig config, UpstreamClient client) {
+        Netrc netrc = config.server().netrc().orElse(null);
         for (int i = 0; i < inConfigOrder.size(); i++) {
             NcroConfig.Upstream u = config.upstreams().get(i);
             Upstream upstream = inConfigOrder.get(i);
-            if (u.username() != null) {
-                client.login(upstream, u.username(), u.password());
+            if (u.username().isPresent()) {
+                client.login(upstream, u.username().get(), u.password().orElse(""));
                 withLogin.add(upstream);
             } else if (netrc != null) {
                 var machine = netrc.machine(u.url().getHost());

@@ -1,5 +1,6 @@
 package dev.ncro.route;
 
+import dev.ncro.config.Defaults;
 import dev.ncro.health.UpstreamHealth;
 import java.nio.file.Path;
 import java.sql.Connection;
@@ -25,7 +26,7 @@ import org.slf4j.LoggerFactory;
  * The one thread that writes the route database, and the bounded queue in front of it.
  *
  * <p>Callers (request threads among them) only enqueue; they never wait. The writer takes what
- * is queued in batches of up to {@value #BATCH} writes, lingering {@value #LINGER_MS} ms to fill
+ * is queued in batches of up to {@link Defaults#ROUTE_WRITE_BATCH} writes, lingering {@link Defaults#ROUTE_WRITE_LINGER} to fill
  * one, and commits each batch as one transaction. Hits are recorded as "touches" in a map and
  * written with the next batch, so a hit costs no write of its own.
  *
@@ -48,11 +49,9 @@ import org.slf4j.LoggerFactory;
  */
 final class RouteWriter implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(RouteWriter.class);
-    static final int BATCH = 1024;
-    /** How long the writer waits to fill a batch: one commit per batch, not one per write. */
-    static final long LINGER_MS = 10;
-    /** Writes that may wait, whatever their size (a negative or a touch weighs little). */
-    static final int MAX_QUEUED_OPS = 100_000;
+    static final int BATCH = Defaults.ROUTE_WRITE_BATCH;
+    static final long LINGER_MS = Defaults.ROUTE_WRITE_LINGER.toMillis();
+    static final int MAX_QUEUED_OPS = Defaults.WRITE_QUEUE_MAX_OPS;
     private static final long PURGE_EVERY_MS = 60_000;
     private static final Duration LOG_EVERY = Duration.ofMinutes(1);
 

@@ -1,5 +1,6 @@
 package dev.ncro.route;
 
+import dev.ncro.config.Defaults;
 import dev.ncro.health.UpstreamHealth;
 import java.nio.file.Path;
 import java.sql.Connection;
@@ -31,7 +32,7 @@ import org.sqlite.SQLiteConfig;
  * itself cannot be bounded from here.)
  */
 final class SqliteRoutes implements AutoCloseable {
-    static final int READERS = 4;
+    static final int READERS = Defaults.ROUTE_READERS;
     private static final int SCHEMA_VERSION = 1;
 
     private final Path path;

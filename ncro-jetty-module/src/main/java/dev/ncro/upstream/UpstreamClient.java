@@ -95,16 +95,10 @@ public final class UpstreamClient extends ContainerLifeCycle {
     /** HttpComponents' HTTP/1.1 initial window; {@link StreamingConsumer} mirrors it. */
     static final int INITIAL_WINDOW = 64 * 1024;
     static final String USER_AGENT = "ncro/0.1 (+https://github.com/ncro)";
-    /**
-     * Connections per upstream in the stream pool: above the engine's per-upstream stream cap
-     * (64 by default) so the cap, not the pool, queues streams.
-     */
-    static final int STREAM_POOL_MAX_PER_ROUTE = 256;
-    static final int STREAM_POOL_MAX_TOTAL = 4096;
-    /** How long a host's addresses are used before they are looked up again. */
-    static final Duration DNS_TTL = Duration.ofSeconds(30);
-    /** How long a failed lookup is answered from memory: long enough to spare a struggling resolver. */
-    static final Duration DNS_FAILURE_TTL = Duration.ofSeconds(2);
+    static final int STREAM_POOL_MAX_PER_ROUTE = Defaults.STREAM_POOL_MAX_PER_ROUTE;
+    static final int STREAM_POOL_MAX_TOTAL = Defaults.STREAM_POOL_MAX_TOTAL;
+    static final Duration DNS_TTL = Defaults.DNS_TTL;
+    static final Duration DNS_FAILURE_TTL = Defaults.DNS_FAILURE_TTL;
 
     private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(UpstreamClient.class);
 

@@ -1,6 +1,7 @@
 package dev.ncro.config;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -9,6 +10,7 @@ import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -77,7 +79,7 @@ class ConfigLoaderTest {
                 mesh:
                   enabled: false
                   bind_addr: 0.0.0.0:7946
-                  peers: [{addr: "10.0.0.1:7946", public_key: "ab"}]
+                  peers: [{addr: "10.0.0.1:7946", public_key: "AB00000000000000000000000000000000000000000000000000000000000000"}]
                   private_key: ""
                   gossip_interval: 30s
                 """, Map.of()).config();
@@ -87,6 +89,39 @@ class ConfigLoaderTest {
         assertEquals(Duration.ofMillis(750), c.cache().raceDeadline());
         assertEquals(Defaults.UPSTREAM_PRIORITY, c.upstreams().get(1).priority());
         assertEquals("json", c.logging().format());
+        assertEquals(List.of(new NcroConfig.Peer("10.0.0.1:7946", "ab" + "0".repeat(62))), c.mesh().peers(),
+                "peer keys are kept in one (lower) case");
+        assertEquals(new Listen("0.0.0.0", 7946), c.mesh().bindAddr());
+    }
+
+    @Test
+    void theSealedConfiguration_cannotBeChanged_andNeverPrintsAPassword() throws Exception {
+        NcroConfig c = load("""
+                upstreams:
+                  - url: https://a.example
+                    username: alice
+                    password: s3cret-pw
+                    redirect_hosts: [CDN.Example]
+                """, Map.of()).config();
+
+        assertThrows(UnsupportedOperationException.class, () -> c.upstreams().add(c.upstreams().get(0)));
+        assertThrows(UnsupportedOperationException.class, () -> c.upstreams().get(0).redirectHosts().add("x"));
+        assertThrows(UnsupportedOperationException.class, () -> c.upstreams().get(0).keys().clear());
+        assertEquals(java.util.Set.of("cdn.example"), c.upstreams().get(0).redirectHosts());
+        assertFalse(c.toString().contains("s3cret-pw"), c.toString());
+    }
+
+    @Test
+    void theNetrcFile_isReadOnce_atLoad_andAnUnreadableOneIsAProblemOfTheFile() throws Exception {
+        Path netrc = dir.resolve("netrc");
+        java.nio.file.Files.writeString(netrc, "machine a.example login bob password pw\n");
+        NcroConfig c = load("server:\n  netrc_file: " + netrc + "\nupstreams:\n  - url: https://a.example\n", Map.of()).config();
+        java.nio.file.Files.delete(netrc);
+
+        assertEquals("bob", c.server().netrc().orElseThrow().machine("a.example").orElseThrow().user(),
+                "parsed at load: deleting the file afterwards changes nothing");
+        String msg = error("server:\n  netrc_file: " + netrc + "\nupstreams:\n  - url: https://a.example\n");
+        assertTrue(msg.contains("server.netrc_file: cannot read " + netrc + ": no such file at line 2"), msg);
     }
 
     @Test
@@ -166,13 +201,15 @@ class ConfigLoaderTest {
 
         assertEquals(Duration.ofSeconds(3), c.server().connectTimeout());
         assertEquals(Duration.ofSeconds(1), c.upstreams().get(0).timeout().connect());
-        assertEquals(Duration.ofSeconds(10), c.upstreams().get(0).timeout().response());
-        assertNull(c.upstreams().get(1).timeout().connect());
+        assertEquals(java.util.Optional.of(Duration.ofSeconds(10)), c.upstreams().get(0).timeout().response());
+        assertEquals(Duration.ofSeconds(3), c.upstreams().get(1).timeout().connect(), "sealed: the server-wide one filled in");
+        assertEquals(java.util.Optional.empty(), c.upstreams().get(1).timeout().response());
+        assertEquals(Defaults.FIRST_BYTE_TIMEOUT, c.upstreams().get(1).timeout().firstByte());
         assertTrue(error("upstreams:\n  - url: http://a\n    timeout:\n      connect: 0s\n").contains("upstreams[0].timeout.connect"));
     }
 
     @Test
-    void aFileWithFourMistakes_reportsAllFour_inOneMessage_withLinesWhereBindingKnowsThem() {
+    void aFileWithFourMistakes_reportsAllFour_inOneMessage_eachWithItsLine() {
         String msg = error("upstreams:\n"
                 + "  - url: ftp://a\n"
                 + "    priority: -1\n"
@@ -181,8 +218,9 @@ class ConfigLoaderTest {
                 + "  ttl: 5 minutes\n");
 
         assertTrue(msg.contains("unknown key 'upstreams[0].colour'") && msg.contains("at line 4"), msg);
-        assertTrue(msg.contains("upstreams[0].url: must be an absolute http:// or https:// URL"), msg);
-        assertTrue(msg.contains("upstreams[0].priority: must be 0 or more"), msg);
+        assertTrue(msg.contains("upstreams[0].url: must be an absolute http:// or https:// URL, got 'ftp://a' at line 2"), msg);
+        assertTrue(msg.contains("upstreams[0].priority: must be 0 or more, got -1 at line 3"), msg);
+        assertEquals(5, msg.split("\n").length, "a heading and one line per problem: " + msg);
         assertTrue(msg.contains("cache.ttl: expected a duration such as 250ms") && msg.contains("at line 6"), msg);
         assertEquals(1, msg.split("cache.ttl").length - 1, "the unreadable duration is reported once: " + msg);
     }

@@ -1,4 +1,4 @@
-package dev.ncro.upstream;
+package dev.ncro.config;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

@@ -1,4 +1,4 @@
-package dev.ncro.upstream;
+package dev.ncro.config;
 
 import java.io.IOException;
 import java.nio.file.Files;
