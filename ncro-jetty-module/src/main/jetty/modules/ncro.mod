@@ -12,6 +12,10 @@ ncro
 server
 http
 
+[before]
+# the engine bean is added (and started) before the deployer scans webapps/
+deployment-scanner
+
 [lib]
 lib/ncro/*.jar
 
@@ -24,3 +28,8 @@ etc/ncro.xml
 ## NCRO_LISTEN (host:port), NCRO_DB_PATH and NCRO_LOG_LEVEL override single keys.
 ## The listen address (server.listen) replaces jetty.http.host / jetty.http.port.
 # ncro.config=
+
+## A configuration that cannot be used is reported in one ERROR (every problem, with its
+## key and line) and the process exits with status 78 (EX_CONFIG; systemd units can use
+## RestartPreventExitStatus=78). false: the failed start is left to Jetty instead.
+# ncro.exitOnConfigError=true

@@ -68,6 +68,23 @@ final class JettyDistribution implements AutoCloseable {
         return jetty;
     }
 
+    /** How a start that was expected to end on its own ended. */
+    record Exit(int status, String output) {}
+
+    /** Starts the distribution expecting it to exit by itself (a refused start); at most 120 s. */
+    static Exit runToExit(Map<String, String> env) throws Exception {
+        if (!Files.isRegularFile(HOME.resolve("start.jar")) || !Files.isDirectory(BASE.resolve("lib/ncro"))) {
+            throw new IllegalStateException("run through Maven (mvn verify): no assembled " + BASE + " or " + HOME);
+        }
+        JettyDistribution jetty = new JettyDistribution(env);
+        if (!jetty.process.waitFor(120, TimeUnit.SECONDS)) {
+            jetty.close();
+            throw new AssertionError("Jetty did not exit:\n" + jetty.log());
+        }
+        jetty.started.await(10, TimeUnit.SECONDS); // the reader has seen the end of the output
+        return new Exit(jetty.process.exitValue(), jetty.log());
+    }
+
     String log() {
         synchronized (log) {
             return String.join("\n", log);

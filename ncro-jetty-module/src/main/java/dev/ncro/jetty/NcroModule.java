@@ -7,6 +7,7 @@ import dev.ncro.config.Listen;
 import dev.ncro.config.NcroConfig;
 import dev.ncro.engine.Engine;
 import java.nio.file.Path;
+import java.time.InstantSource;
 import java.util.Map;
 import org.eclipse.jetty.server.Connector;
 import org.eclipse.jetty.server.Server;
@@ -18,32 +19,69 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The ncro Jetty module's root bean, created by {@code etc/ncro.xml} and added to the
- * {@code Server}. On construction it loads and validates the configuration (a bad one stops
- * Jetty's start with a message naming the key), points the HTTP connector at
- * {@code server.listen} and publishes the engine as the Server attribute
+ * {@code Server} before the deployment scanner ({@code [before]} in {@code ncro.mod}), so it
+ * starts before the web application is deployed and stops after it.
+ *
+ * <p>Construction only records its arguments. {@link #doStart} loads and seals the
+ * configuration, applies its logging settings, points the HTTP connector at
+ * {@code server.listen} (connectors start after the server's beans), creates and starts the
+ * engine as a managed bean, and publishes it as the Server attribute
  * {@link NcroService#ATTRIBUTE}, from where {@code webapps/ncro.xml} hands it to the WAR.
  *
- * <p>It owns the engine as a managed bean, so the engine starts with the server and stops in
- * reverse order after the web application.
+ * <p>A configuration that cannot be used fails the start with one ERROR line listing every
+ * problem of the file (key, line, what was expected) and a {@link ConfigException} that
+ * carries no stack trace: the problem is the file, not the code.
  */
 public class NcroModule extends ContainerLifeCycle {
     private static final Logger LOG = LoggerFactory.getLogger(NcroModule.class);
 
-    private final Engine engine;
+    private final Server server;
+    private final String configProperty;
+    private final Map<String, String> env;
+    private final boolean exitOnConfigError;
+    private volatile Engine engine;
 
-    /** Used by {@code etc/ncro.xml}: the environment is the process's. */
-    public NcroModule(@Name("server") Server server, @Name("configProperty") String configProperty) {
-        this(server, configProperty, System.getenv());
+    /**
+     * Used by {@code etc/ncro.xml}: the environment is the process's.
+     *
+     * @param exitOnConfigError end the process with {@link #EXIT_CONFIG} after reporting a
+     *     configuration that cannot be used, rather than have {@code start.jar} print the
+     *     failed start's stack traces (twice) and its usage text under the report
+     */
+    public NcroModule(@Name("server") Server server, @Name("configProperty") String configProperty,
+            @Name("exitOnConfigError") boolean exitOnConfigError) {
+        this(server, configProperty, System.getenv(), exitOnConfigError);
     }
 
+    /** For embedding and tests: a bad configuration fails {@link #start} with a {@link ConfigException}. */
     public NcroModule(Server server, String configProperty, Map<String, String> env) {
+        this(server, configProperty, env, false);
+    }
+
+    private NcroModule(Server server, String configProperty, Map<String, String> env, boolean exitOnConfigError) {
+        this.server = server;
+        this.configProperty = configProperty;
+        this.env = Map.copyOf(env);
+        this.exitOnConfigError = exitOnConfigError;
+    }
+
+    /** The exit status of a start refused for its configuration: sysexits' EX_CONFIG. */
+    public static final int EXIT_CONFIG = 78;
+
+    @Override
+    protected void doStart() throws Exception {
         ConfigLoader.Loaded loaded;
         try {
             loaded = ConfigLoader.load(env, configProperty);
         } catch (ConfigException e) {
-            // one clear line before Jetty's stack trace of the failed XML
             LOG.error("ncro cannot start: {}", e.getMessage());
-            throw e;
+            if (exitOnConfigError) {
+                System.out.flush();
+                System.err.flush();
+                // halt, not exit: Jetty's shutdown hook would wait for this very start to finish
+                Runtime.getRuntime().halt(EXIT_CONFIG);
+            }
+            throw ConfigException.withoutTrace(e);
         }
         NcroConfig config = loaded.config();
         String unsupportedBackend = LoggingSetup.apply(config.logging().level(), config.logging().format());
@@ -59,11 +97,24 @@ public class NcroModule extends ContainerLifeCycle {
                 http.setIdleTimeout(config.server().readTimeout().toMillis());
             }
         }
-        engine = new Engine(config, databasePath(config.cache().dbPath()), java.time.InstantSource.system());
-        addBean(engine, true);
-        server.setAttribute(NcroService.ATTRIBUTE, engine);
+        Engine created = new Engine(config, databasePath(config.cache().dbPath()), InstantSource.system());
+        addBean(created, true);
+        engine = created;
+        server.setAttribute(NcroService.ATTRIBUTE, created);
         LOG.info("ncro configured from {}: listen {}, upstreams {}", loaded.source(), listen,
-                engine.upstreams().stream().map(u -> u.name() + " (priority " + u.priority() + ")").toList());
+                created.upstreams().stream().map(u -> u.name() + " (priority " + u.priority() + ")").toList());
+        super.doStart();
+    }
+
+    @Override
+    protected void doStop() throws Exception {
+        super.doStop();
+        Engine stopped = engine;
+        engine = null;
+        if (stopped != null) {
+            server.removeAttribute(NcroService.ATTRIBUTE);
+            removeBean(stopped);
+        }
     }
 
     /** A relative {@code cache.db_path} lives in the Jetty base, not wherever Jetty was started. */
@@ -73,6 +124,7 @@ public class NcroModule extends ContainerLifeCycle {
         return path.isAbsolute() || base == null ? path.toAbsolutePath() : Path.of(base).resolve(path).toAbsolutePath();
     }
 
+    /** The running engine; null before start and after stop. */
     public Engine getEngine() {
         return engine;
     }
