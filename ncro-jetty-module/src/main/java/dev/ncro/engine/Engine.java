@@ -98,7 +98,8 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             Map<String, Double> states = new LinkedHashMap<>();
             upstreams.all().forEach(u -> states.put(u.name(), (double) upstreams.health(u).state().ordinal()));
             return states;
-        }, upstreams::streamsQueued, routes::droppedWrites, routes::memoryBytes, routes::pendingWriteBytes);
+        }, upstreams::streamsQueued, routes::droppedWrites, routes::memoryBytes, routes::pendingWriteBytes,
+                () -> routes.writeFailure().isPresent() ? 1 : 0);
     }
 
     /**

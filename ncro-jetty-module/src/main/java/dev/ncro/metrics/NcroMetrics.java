@@ -61,7 +61,10 @@ public final class NcroMetrics {
     /** Gauges read at scrape time from the engine's state. */
     public void registerCallbacks(DoubleSupplier routeEntries, Supplier<Map<String, Double>> upstreamStates,
             DoubleSupplier streamsQueued, DoubleSupplier droppedRouteWrites, DoubleSupplier routeMemoryBytes,
-            DoubleSupplier routeWriteQueueBytes) {
+            DoubleSupplier routeWriteQueueBytes, DoubleSupplier routeWriteFailing) {
+        GaugeWithCallback.builder().name("ncro_route_store_write_failing")
+                .help("1 while the route database cannot be written (disk full, read-only): routes live in memory only")
+                .callback(cb -> cb.call(routeWriteFailing.getAsDouble())).register(registry);
         GaugeWithCallback.builder().name("ncro_route_memory_bytes")
                 .help("estimated heap held by routes in memory (within cache.memory_budget)")
                 .callback(cb -> cb.call(routeMemoryBytes.getAsDouble())).register(registry);

@@ -84,5 +84,6 @@ class MetricsTest {
         assertEquals(0, value(m, "ncro_narinfo_singleflight_waiters_total"));
         ncro.engine.routes().flush().get();
         assertEquals(1, value(scrape(), "ncro_route_entries"));
+        assertEquals(0, value(scrape(), "ncro_route_store_write_failing"), "the database takes writes");
     }
 }
