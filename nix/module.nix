@@ -355,6 +355,8 @@ in
         SuccessExitStatus = 143;
         Restart = "on-failure";
         RestartSec = "5s";
+        # a configuration ncro refuses (one ERROR listing every problem) exits 78 (EX_CONFIG)
+        RestartPreventExitStatus = 78;
         # Every NAR stream holds a client socket and an upstream socket.
         LimitNOFILE = 65536;
 

@@ -14,6 +14,7 @@ import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
 import org.eclipse.jetty.util.annotation.Name;
 import org.eclipse.jetty.util.component.ContainerLifeCycle;
+import org.eclipse.jetty.util.component.LifeCycle;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -22,11 +23,13 @@ import org.slf4j.LoggerFactory;
  * {@code Server} before the deployment scanner ({@code [before]} in {@code ncro.mod}), so it
  * starts before the web application is deployed and stops after it.
  *
- * <p>Construction only records its arguments. {@link #doStart} loads and seals the
- * configuration, applies its logging settings, points the HTTP connector at
- * {@code server.listen} (connectors start after the server's beans), creates and starts the
- * engine as a managed bean, and publishes it as the Server attribute
- * {@link NcroService#ATTRIBUTE}, from where {@code webapps/ncro.xml} hands it to the WAR.
+ * <p>Construction only records its arguments. When the server starts, before it opens its
+ * connectors (a {@link LifeCycle.Listener#lifeCycleStarting} of the server: Jetty binds
+ * ports before it starts its beans), the configuration is loaded and sealed, its logging
+ * settings applied and the HTTP connector pointed at {@code server.listen}. {@link #doStart}
+ * then creates and starts the engine as a managed bean and publishes it as the Server
+ * attribute {@link NcroService#ATTRIBUTE}, from where {@code webapps/ncro.xml} hands it to
+ * the WAR. Each start reads the file again.
  *
  * <p>A configuration that cannot be used fails the start with one ERROR line listing every
  * problem of the file (key, line, what was expected) and a {@link ConfigException} that
@@ -39,6 +42,7 @@ public class NcroModule extends ContainerLifeCycle {
     private final String configProperty;
     private final Map<String, String> env;
     private final boolean exitOnConfigError;
+    private volatile ConfigLoader.Loaded loaded;
     private volatile Engine engine;
 
     /**
@@ -63,16 +67,22 @@ public class NcroModule extends ContainerLifeCycle {
         this.configProperty = configProperty;
         this.env = Map.copyOf(env);
         this.exitOnConfigError = exitOnConfigError;
+        server.addEventListener(new LifeCycle.Listener() {
+            @Override
+            public void lifeCycleStarting(LifeCycle event) {
+                configure();
+            }
+        });
     }
 
     /** The exit status of a start refused for its configuration: sysexits' EX_CONFIG. */
     public static final int EXIT_CONFIG = 78;
 
-    @Override
-    protected void doStart() throws Exception {
-        ConfigLoader.Loaded loaded;
+    /** Loads the configuration and applies what must be in place before the connectors open. */
+    private void configure() {
+        ConfigLoader.Loaded config;
         try {
-            loaded = ConfigLoader.load(env, configProperty);
+            config = ConfigLoader.load(env, configProperty);
         } catch (ConfigException e) {
             LOG.error("ncro cannot start: {}", e.getMessage());
             if (exitOnConfigError) {
@@ -83,20 +93,28 @@ public class NcroModule extends ContainerLifeCycle {
             }
             throw ConfigException.withoutTrace(e);
         }
-        NcroConfig config = loaded.config();
-        String unsupportedBackend = LoggingSetup.apply(config.logging().level(), config.logging().format());
-        if (unsupportedBackend != null && !(config.logging().level().equals("info") && config.logging().format().equals("text"))) {
+        NcroConfig.Logging logging = config.config().logging();
+        String unsupportedBackend = LoggingSetup.apply(logging.level(), logging.format());
+        if (unsupportedBackend != null && !(logging.level().equals("info") && logging.format().equals("text"))) {
             LOG.warn("logging.level and logging.format need Logback (Jetty's logging-logback module); the backend is {}",
                     unsupportedBackend);
         }
-        Listen listen = config.server().listen();
+        Listen listen = config.config().server().listen();
         for (Connector connector : server.getConnectors()) {
             if (connector instanceof ServerConnector http) {
                 http.setHost(listen.host());
                 http.setPort(listen.port());
-                http.setIdleTimeout(config.server().readTimeout().toMillis());
+                http.setIdleTimeout(config.config().server().readTimeout().toMillis());
             }
         }
+        loaded = config;
+    }
+
+    @Override
+    protected void doStart() throws Exception {
+        if (loaded == null) configure(); // started on its own, not by the server
+        NcroConfig config = loaded.config();
+        Listen listen = config.server().listen();
         Engine created = new Engine(config, databasePath(config.cache().dbPath()), InstantSource.system());
         addBean(created, true);
         engine = created;
@@ -111,6 +129,7 @@ public class NcroModule extends ContainerLifeCycle {
         super.doStop();
         Engine stopped = engine;
         engine = null;
+        loaded = null;
         if (stopped != null) {
             server.removeAttribute(NcroService.ATTRIBUTE);
             removeBean(stopped);
