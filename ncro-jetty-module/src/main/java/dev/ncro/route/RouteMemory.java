@@ -49,34 +49,33 @@ final class RouteMemory {
         if (budget <= 0) throw new IllegalArgumentException("memory budget must be positive, got " + budget + " bytes");
         if (maxEntries <= 0) throw new IllegalArgumentException("maxEntries must be positive, got " + maxEntries);
         Ticker ticker = () -> TimeUnit.MILLISECONDS.toNanos(clock.millis());
-        long frontBudget = budget * FRONT_PERCENT / 100;
-        long frontFloor = frontBudget / maxEntries;
-        front = Caffeine.newBuilder()
-                .executor(Runnable::run)
-                .ticker(ticker)
-                .maximumWeight(frontBudget)
-                .<String, Route>weigher((hash, route) -> weight(HeapWeights.CACHE_ENTRY + HeapWeights.route(route), frontFloor))
+        front = RouteMemory.<String, Route>share(budget, FRONT_PERCENT, maxEntries, ticker,
+                        (hash, route) -> HeapWeights.CACHE_ENTRY + HeapWeights.route(route))
                 .expireAfter(new UntilExpiry(clock))
                 .build();
-        long indexBudget = budget * INDEX_PERCENT / 100;
-        long indexFloor = indexBudget / maxEntries;
-        hashByNarUrl = Caffeine.newBuilder()
-                .executor(Runnable::run)
-                .ticker(ticker)
-                .maximumWeight(indexBudget)
-                .<String, String>weigher((narUrl, hash) -> weight(
-                        HeapWeights.CACHE_ENTRY + HeapWeights.string(narUrl) + HeapWeights.string(hash), indexFloor))
+        hashByNarUrl = RouteMemory.<String, String>share(budget, INDEX_PERCENT, maxEntries, ticker,
+                        (narUrl, hash) -> HeapWeights.CACHE_ENTRY + HeapWeights.string(narUrl) + HeapWeights.string(hash))
                 .expireAfterWrite(indexTtl)
                 .build();
-        long negativeBudget = budget * NEGATIVE_PERCENT / 100;
-        long negativeFloor = negativeBudget / maxEntries;
-        negatives = Caffeine.newBuilder()
-                .executor(Runnable::run)
-                .ticker(ticker)
-                .maximumWeight(negativeBudget)
-                .<String, Boolean>weigher((hash, b) -> weight(HeapWeights.CACHE_ENTRY + HeapWeights.string(hash), negativeFloor))
+        negatives = RouteMemory.<String, Boolean>share(budget, NEGATIVE_PERCENT, maxEntries, ticker,
+                        (hash, b) -> HeapWeights.CACHE_ENTRY + HeapWeights.string(hash))
                 .expireAfterWrite(negativeTtl)
                 .build();
+    }
+
+    /**
+     * A cache holding {@code percent} of the budget, by estimated heap bytes; no entry weighs
+     * less than its share of {@code maxEntries}, so the count stays bounded too.
+     */
+    private static <K, V> Caffeine<K, V> share(long budget, int percent, long maxEntries, Ticker ticker,
+            java.util.function.ToLongBiFunction<K, V> bytes) {
+        long share = budget * percent / 100;
+        long floor = share / maxEntries;
+        return Caffeine.newBuilder()
+                .executor(Runnable::run)
+                .ticker(ticker)
+                .maximumWeight(share)
+                .weigher((K key, V value) -> weight(bytes.applyAsLong(key, value), floor));
     }
 
     private static int weight(long bytes, long floor) {

@@ -119,24 +119,20 @@ final class SqliteRoutes implements AutoCloseable {
     // ---- reads: any thread; never wait behind the writer (WAL), at most readTimeout for a connection ----
 
     Optional<Route> route(String hash, long now) throws SQLException {
-        return read(c -> {
-            try (PreparedStatement ps = c.prepareStatement(
-                    "SELECT hash, upstream, narinfo, nar_url, latency_ms, created_at, expires_at FROM routes"
-                            + " WHERE hash = ? AND expires_at > ?")) {
-                ps.setString(1, hash);
-                ps.setLong(2, now);
-                return one(ps);
-            }
-        });
+        return liveRoute("hash = ? AND expires_at > ?", hash, now);
     }
 
     /** The newest live route whose narinfo names this file URL. */
     Optional<Route> routeForNar(String narUrl, long now) throws SQLException {
+        return liveRoute("nar_url = ? AND expires_at > ? ORDER BY created_at DESC LIMIT 1", narUrl, now);
+    }
+
+    /** The first route of {@code where} (a key, then {@code now}). */
+    private Optional<Route> liveRoute(String where, String key, long now) throws SQLException {
         return read(c -> {
             try (PreparedStatement ps = c.prepareStatement(
-                    "SELECT hash, upstream, narinfo, nar_url, latency_ms, created_at, expires_at FROM routes"
-                            + " WHERE nar_url = ? AND expires_at > ? ORDER BY created_at DESC LIMIT 1")) {
-                ps.setString(1, narUrl);
+                    "SELECT hash, upstream, narinfo, nar_url, latency_ms, created_at, expires_at FROM routes WHERE " + where)) {
+                ps.setString(1, key);
                 ps.setLong(2, now);
                 return one(ps);
             }

@@ -231,9 +231,14 @@ class HostileInputFuzzTest extends TwoUpstreams {
                     .append(", must be ").append(c[2]).append('\n');
         }
         assertTrue(wrong.isEmpty(), wrong.toString());
-        List<String> asked = new java.util.ArrayList<>();
-        for (FakeCache u : List.of(a, b)) u.requests().stream().map(FakeCache.Logged::target).filter(t -> !t.equals("/nix-cache-info")).forEach(asked::add);
-        assertEquals(List.of("/" + h + ".narinfo", "/" + h + ".narinfo"), asked, "only the faultless request reached the upstreams, once each");
+        // the race's loser may still be on its way when the winner has answered: at most once each
+        for (FakeCache u : List.of(a, b)) {
+            List<String> asked = u.requests().stream().map(FakeCache.Logged::target).filter(t -> !t.equals("/nix-cache-info")).toList();
+            assertTrue(asked.isEmpty() || asked.equals(List.of("/" + h + ".narinfo")),
+                    "only the faultless request reached the upstreams, at most once each: " + asked);
+        }
+        assertTrue(a.requests().stream().anyMatch(r -> r.target().equals("/" + h + ".narinfo"))
+                || b.requests().stream().anyMatch(r -> r.target().equals("/" + h + ".narinfo")), "the faultless request was served by an upstream");
     }
 
     @Test
