@@ -4,7 +4,7 @@ import java.time.Duration;
 
 /**
  * Every default of ncro, in one place. The embedded default configuration
- * ({@code ncro-default.yaml}), the {@code ncro.mod} ini-template and the README's table agree
+ * ({@code ncro-default.yaml}), the {@code ncro.mod} ini-template and docs/configuration.md agree
  * with these constants.
  */
 public final class Defaults {
