@@ -31,6 +31,13 @@ public interface NcroService {
     Answer metrics();
 
     /**
+     * What the engine is doing now, for the status page at {@code /}: upstreams, routes,
+     * lookups, NAR streams, each upstream's recent latency. Built from memory only (no
+     * network, no database query), so it is cheap enough to answer on a request thread.
+     */
+    Status status();
+
+    /**
      * Looks up {@code <hash>.narinfo}. The future never completes exceptionally: failures are
      * answers with a 5xx status, because Nix treats a 404 as "not here" for an hour.
      *

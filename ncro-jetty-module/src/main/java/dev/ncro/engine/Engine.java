@@ -6,8 +6,10 @@ import dev.ncro.api.NarRequest;
 import dev.ncro.api.NarStream;
 import dev.ncro.api.NarinfoAnswer;
 import dev.ncro.api.NcroService;
+import dev.ncro.api.Status;
 import dev.ncro.config.NcroConfig;
 import dev.ncro.health.HealthReport;
+import dev.ncro.health.LatencyHistory;
 import dev.ncro.health.ProbeScheduler;
 import dev.ncro.health.UpstreamHealth;
 import dev.ncro.metrics.NcroMetrics;
@@ -19,6 +21,7 @@ import dev.ncro.upstream.Upstream;
 import dev.ncro.upstream.UpstreamClient;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.time.Instant;
 import java.time.InstantSource;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -58,6 +61,9 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     private final QueuedThreadPool executor;
     private final NarinfoLookup lookups;
     private final NarRouting narRouting;
+    private final InstantSource clock;
+    /** Each upstream's latency after its last probes, for the status page; by display name. */
+    private final Map<String, LatencyHistory> latencyHistory = new LinkedHashMap<>();
 
     public Engine(NcroConfig config) {
         this(config, Path.of(config.cache().dbPath()), InstantSource.system());
@@ -70,6 +76,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     /** @param resolver host name lookups for upstreams and redirect targets (tests inject a slow one) */
     public Engine(NcroConfig config, Path dbPath, InstantSource clock, Resolver resolver) {
         this.config = config;
+        this.clock = clock;
         this.executor = new QueuedThreadPool(Math.max(16, 4 * Runtime.getRuntime().availableProcessors()), 2);
         executor.setName("ncro-worker");
         executor.setDaemon(true);
@@ -86,8 +93,9 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         this.narRouting = new NarRouting(upstreams::health, upstreams::preference, cache.massQuery().upstreamCooldown(), clock,
                 this::suspect);
         this.cacheInfo = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: " + config.server().cachePriority() + "\n";
+        upstreams.all().forEach(u -> latencyHistory.put(u.name(), new LatencyHistory()));
         this.probes = new ProbeScheduler(upstreams.probeTargets(), client, config.health().probeInterval(),
-                config.health().probeTimeout(), scheduler, executor, h -> routes.saveHealth(h.snapshot()), clock);
+                config.health().probeTimeout(), scheduler, executor, this::probed, clock);
         addBean(executor, true);
         addBean(scheduler, true);
         addBean(routes, true);
@@ -117,6 +125,14 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         }
         String filtered = upstreams.filtered(upstream, narinfo);
         return filtered != null ? filtered : upstreams.distrust(upstream, narinfo);
+    }
+
+    /** After every probe: its outcome goes to the latency history and, persisted, to the database. */
+    private void probed(UpstreamHealth health) {
+        UpstreamHealth.Snapshot snapshot = health.snapshot();
+        LatencyHistory history = latencyHistory.get(health.upstream());
+        if (history != null) history.record(snapshot);
+        routes.saveHealth(snapshot);
     }
 
     /** Traffic saw this upstream fail: have it probed soon. */
@@ -197,11 +213,39 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
 
     @Override
     public Answer health() {
-        List<HealthReport.Upstream> rows = upstreams.preference().stream()
-                .map(u -> new HealthReport.Upstream(u.name(), u.priority(), upstreams.health(u).snapshot())).toList();
-        HealthReport report = HealthReport.of(rows, new HealthReport.Store(routes.persistent(), routes.state(),
-                routes.writeFailure().orElse(null), routes.size()));
+        HealthReport report = HealthReport.of(healthRows(), storeRow());
         return new Answer(report.httpStatus(), "application/json", report.json());
+    }
+
+    private List<HealthReport.Upstream> healthRows() {
+        return upstreams.preference().stream()
+                .map(u -> new HealthReport.Upstream(u.name(), u.priority(), upstreams.health(u).snapshot())).toList();
+    }
+
+    private HealthReport.Store storeRow() {
+        return new HealthReport.Store(routes.persistent(), routes.state(), routes.writeFailure().orElse(null), routes.size());
+    }
+
+    /** From memory only: health snapshots, metric counters, the route store's kept counts. */
+    @Override
+    public Status status() {
+        List<HealthReport.Upstream> rows = healthRows();
+        Map<String, Long> wins = metrics.raceWinsByUpstream();
+        List<Status.Upstream> shown = rows.stream().map(row -> {
+            UpstreamHealth.Snapshot h = row.health();
+            List<Status.LatencySample> latency = latencyHistory.get(row.name()).samples().stream()
+                    .map(s -> new Status.LatencySample(Instant.ofEpochMilli(s.atMillis()), s.emaMs(), s.ok())).toList();
+            return new Status.Upstream(row.name(), row.priority(), h.state().label(), h.emaMs(),
+                    wins.getOrDefault(row.name(), 0L), h.consecutiveFailures(),
+                    h.lastProbeAt() == 0 ? null : Instant.ofEpochMilli(h.lastProbeAt()), latency);
+        }).toList();
+        return new Status(clock.instant(), HealthReport.status(rows, storeRow()), shown,
+                new Status.Routes(routes.routesInMemory(), routes.routesOnDisk(), routes.persistent(), routes.state(),
+                        routes.memoryBytes()),
+                new Status.Lookups((long) metrics.narinfoCacheHits.get(), (long) metrics.narinfoNegativeHits.get(),
+                        (long) metrics.narinfoCacheMisses.get()),
+                new Status.Nars((long) metrics.narStreamsInFlight.get(), upstreams.streamsQueued(),
+                        (long) metrics.narBytes.get()));
     }
 
     @Override

@@ -33,12 +33,8 @@ public final class HealthReport {
 
     public static HealthReport of(List<Upstream> upstreams, Store store) {
         List<Map<String, Object>> entries = new ArrayList<>();
-        int down = 0;
-        boolean allActive = true;
         for (Upstream u : upstreams) {
             UpstreamHealth.Snapshot s = u.health();
-            if (s.state() == UpstreamState.DOWN) down++;
-            if (s.state() != UpstreamState.ACTIVE) allActive = false;
             Map<String, Object> entry = new LinkedHashMap<>();
             entry.put("url", u.name());
             entry.put("priority", u.priority());
@@ -48,8 +44,7 @@ public final class HealthReport {
             entry.put("last_probe", s.lastProbeAt() == 0 ? null : Instant.ofEpochMilli(s.lastProbeAt()).toString());
             entries.add(entry);
         }
-        String status = down == upstreams.size() ? "down"
-                : allActive && store.persistent() && store.writeFailure() == null ? "ok" : "degraded";
+        String status = status(upstreams, store);
         Map<String, Object> routeStore = new LinkedHashMap<>();
         routeStore.put("persistent", store.persistent());
         routeStore.put("state", store.state());
@@ -64,6 +59,17 @@ public final class HealthReport {
         } catch (JsonProcessingException e) {
             throw new IllegalStateException(e);
         }
+    }
+
+    /**
+     * {@code down} when every upstream is down; {@code ok} when every upstream is active and
+     * routes are persisted and written; {@code degraded} otherwise.
+     */
+    public static String status(List<Upstream> upstreams, Store store) {
+        long down = upstreams.stream().filter(u -> u.health().state() == UpstreamState.DOWN).count();
+        boolean allActive = upstreams.stream().allMatch(u -> u.health().state() == UpstreamState.ACTIVE);
+        if (down == upstreams.size()) return "down";
+        return allActive && store.persistent() && store.writeFailure() == null ? "ok" : "degraded";
     }
 
     /** {@code ok}, {@code degraded} or {@code down}. */

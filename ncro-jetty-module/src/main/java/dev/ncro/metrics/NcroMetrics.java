@@ -85,6 +85,15 @@ public final class NcroMetrics {
                 .register(registry);
     }
 
+    /** Races won so far by each upstream that has won one, by display name. */
+    public Map<String, Long> raceWinsByUpstream() {
+        Map<String, Long> wins = new java.util.HashMap<>();
+        for (var point : raceWins.collect().getDataPoints()) {
+            wins.put(point.getLabels().get("upstream"), (long) point.getValue());
+        }
+        return wins;
+    }
+
     /** The Prometheus text exposition of every metric. */
     public byte[] scrape() {
         ByteArrayOutputStream out = new ByteArrayOutputStream(8192);

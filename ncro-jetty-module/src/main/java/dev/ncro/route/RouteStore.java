@@ -350,8 +350,14 @@ public final class RouteStore extends AbstractLifeCycle {
         return d == null ? Optional.empty() : d.route(hash, clock.millis());
     }
 
+    /** Routes in the database, from the writer's exact count (no query); 0 without a database. */
+    public long routesOnDisk() {
+        SqliteRoutes d = db;
+        return d == null ? 0 : d.writer().routeCount();
+    }
+
     /** Routes held in memory now (an estimate, as Caffeine's). */
-    long routesInMemory() {
+    public long routesInMemory() {
         RouteMemory mem = memory;
         return mem == null ? 0 : mem.routes();
     }

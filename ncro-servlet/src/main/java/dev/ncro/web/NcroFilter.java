@@ -22,7 +22,8 @@ import java.util.regex.Pattern;
  *   <li>methods other than GET and HEAD: 405;</li>
  *   <li>{@code /<hash>.narinfo} with a 32-character nix32 hash: answered here, asynchronously,
  *       from the engine's race;</li>
- *   <li>{@code /nix-cache-info}, {@code /health}, {@code /metrics}: answered here;</li>
+ *   <li>{@code /nix-cache-info}, {@code /health}, {@code /metrics}, and the status page at
+ *       exactly {@code /}: answered here;</li>
  *   <li>{@code /nar/...} in one of the {@link #NAR} forms: passed to the NAR servlet;</li>
  *   <li>anything else: 404, without touching an upstream.</li>
  * </ol>
@@ -84,6 +85,8 @@ public final class NcroFilter extends HttpFilter {
             answer(request, response, ncro.health(), head);
         } else if (path.equals("/metrics")) {
             answer(request, response, ncro.metrics(), head);
+        } else if (path.equals("/")) {
+            statusPage(request, response, head);
         } else if (NAR.matcher(path).matches()) {
             String query = request.getQueryString();
             if (query != null && !NAR_QUERY.matcher(query).matches()) {
@@ -133,6 +136,17 @@ public final class NcroFilter extends HttpFilter {
     private static void answer(HttpServletRequest request, HttpServletResponse response, Answer answer, boolean head) {
         response.setHeader("Cache-Control", "no-store");
         SmallResponse.send(request.startAsync(), answer.status(), answer.contentType(), answer.body(), head);
+    }
+
+    /**
+     * The status page: rendered here from the engine's in-memory snapshot (no network, no
+     * database), never cached, and with a policy that lets it load nothing and run no script.
+     */
+    private void statusPage(HttpServletRequest request, HttpServletResponse response, boolean head) {
+        response.setHeader("Cache-Control", "no-store");
+        response.setHeader("Content-Security-Policy", StatusPage.CSP);
+        response.setHeader("X-Content-Type-Options", "nosniff");
+        SmallResponse.send(request.startAsync(), 200, StatusPage.CONTENT_TYPE, StatusPage.render(ncro.status()), head);
     }
 
     /** A short plain-text answer; every small answer goes out through {@link SmallResponse}. */
