@@ -52,10 +52,12 @@ class UpstreamClientPoolsTest {
         }
         for (RecordingSink sink : sinks) assertTrue(sink.awaitHead(), "every stream holds a connection");
 
+        // a shared, exhausted pool would never answer (the streams hold for 5 minutes); the
+        // bound is generous so that a loaded machine does not pass for a starved pool
         Outcome lookup = new Outcome();
-        client.fetch(u, u.resolve("x.narinfo"), 1024, Duration.ofSeconds(5), lookup);
+        client.fetch(u, u.resolve("x.narinfo"), 1024, Duration.ofSeconds(30), lookup);
         Outcome probe = new Outcome();
-        client.request(u, "HEAD", u.resolve("nix-cache-info"), 1024, Duration.ofSeconds(5), probe);
+        client.request(u, "HEAD", u.resolve("nix-cache-info"), 1024, Duration.ofSeconds(30), probe);
 
         assertEquals("narinfo", lookup.body());
         assertEquals(200, probe.fetched().status());
