@@ -24,7 +24,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Construction only records its arguments. {@link #doStart} loads and seals the
  * configuration, applies its logging settings, points the HTTP connector at
- * {@code server.listen} (connectors start after the server's beans), creates and starts the
+ * {@code server.listen} (connectors open after the server's beans start, because
+ * {@code etc/ncro.xml} turns the Server's {@code openEarly} off), creates and starts the
  * engine as a managed bean, and publishes it as the Server attribute
  * {@link NcroService#ATTRIBUTE}, from where {@code webapps/ncro.xml} hands it to the WAR.
  *
