@@ -19,8 +19,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The ncro Jetty module's root bean, created by {@code etc/ncro.xml} and added to the
- * {@code Server} before the deployment scanner ({@code [before]} in {@code ncro.mod}), so it
- * starts before the web application is deployed and stops after it.
+ * {@code Server} before the deployment scanner ({@code [before]} in
+ * {@code modules/ncro/engine.mod}), so it starts before the web application is deployed and
+ * stops after it.
  *
  * <p>Construction only records its arguments. {@link #doStart} loads and seals the
  * configuration, applies its logging settings, points the HTTP connector at
