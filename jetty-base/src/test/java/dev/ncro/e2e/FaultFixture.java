@@ -141,7 +141,12 @@ final class FaultFixture implements AutoCloseable {
 
     /** Starts ncro in the real distribution with this configuration and database; stopped after the test. */
     JettyDistribution ncro(Path config, Path db) throws Exception {
-        JettyDistribution jetty = JettyDistribution.start(Map.of("NCRO_CONFIG", config.toString(),
+        return ncro(JettyDistribution.BASE, config, db);
+    }
+
+    /** Starts ncro in the Jetty base {@code base} with this configuration and database; stopped after the test. */
+    JettyDistribution ncro(Path base, Path config, Path db) throws Exception {
+        JettyDistribution jetty = JettyDistribution.start(base, Map.of("NCRO_CONFIG", config.toString(),
                 "NCRO_DB_PATH", db.toString()));
         open.add(jetty);
         return jetty;

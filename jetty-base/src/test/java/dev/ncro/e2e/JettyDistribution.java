@@ -15,8 +15,9 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The real thing: the stock jetty-home unpacked by the build, running the jetty-base this
- * project assembles, as its own JVM, the way an operator starts it. Readiness is the log line
- * Jetty prints when the server has started, not a timer.
+ * project assembles (or any other base, such as one the module distribution was installed
+ * into), as its own JVM, the way an operator starts it. Readiness is the log line Jetty prints
+ * when the server has started, not a timer.
  */
 final class JettyDistribution implements AutoCloseable {
     static final Path HOME = Path.of(System.getProperty("ncro.jetty.home", "target/jetty-home"));
@@ -27,13 +28,9 @@ final class JettyDistribution implements AutoCloseable {
     private final List<String> log = new ArrayList<>();
     private final CountDownLatch started = new CountDownLatch(1);
 
-    private JettyDistribution(Map<String, String> env) throws IOException {
+    private JettyDistribution(Path base, Map<String, String> env) throws IOException {
         port = freePort();
-        String java = ProcessHandle.current().info().command().orElse("java");
-        ProcessBuilder pb = new ProcessBuilder(java, "-jar", HOME.resolve("start.jar").toString(),
-                "jetty.home=" + HOME, "jetty.base=" + BASE)
-                .directory(BASE.toFile())
-                .redirectErrorStream(true);
+        ProcessBuilder pb = startJar(base).redirectErrorStream(true);
         pb.environment().putAll(env);
         pb.environment().put("NCRO_LISTEN", "127.0.0.1:" + port);
         process = pb.start();
@@ -55,11 +52,30 @@ final class JettyDistribution implements AutoCloseable {
         reader.start();
     }
 
-    static JettyDistribution start(Map<String, String> env) throws Exception {
+    /** {@code java -jar start.jar} of the stock jetty-home on {@code base}, run in {@code base}, with {@code args}. */
+    private static ProcessBuilder startJar(Path base, String... args) {
+        String java = ProcessHandle.current().info().command().orElse("java");
+        List<String> command = new ArrayList<>(List.of(java, "-jar", HOME.resolve("start.jar").toString(),
+                "jetty.home=" + HOME, "jetty.base=" + base));
+        command.addAll(List.of(args));
+        return new ProcessBuilder(command).directory(base.toFile());
+    }
+
+    private static void requireAssembled() {
         if (!Files.isRegularFile(HOME.resolve("start.jar")) || !Files.isDirectory(BASE.resolve("lib/ncro"))) {
             throw new IllegalStateException("run through Maven (mvn verify): no assembled " + BASE + " or " + HOME);
         }
-        JettyDistribution jetty = new JettyDistribution(env);
+    }
+
+    /** Starts the base this project assembles. */
+    static JettyDistribution start(Map<String, String> env) throws Exception {
+        return start(BASE, env);
+    }
+
+    /** Starts {@code base} with the stock jetty-home and NCRO_LISTEN on a free port; at most 120 s. */
+    static JettyDistribution start(Path base, Map<String, String> env) throws Exception {
+        requireAssembled();
+        JettyDistribution jetty = new JettyDistribution(base, env);
         if (!jetty.started.await(120, TimeUnit.SECONDS) || !jetty.process.isAlive()) {
             String out = jetty.log();
             jetty.close();
@@ -73,16 +89,33 @@ final class JettyDistribution implements AutoCloseable {
 
     /** Starts the distribution expecting it to exit by itself (a refused start); at most 120 s. */
     static Exit runToExit(Map<String, String> env) throws Exception {
-        if (!Files.isRegularFile(HOME.resolve("start.jar")) || !Files.isDirectory(BASE.resolve("lib/ncro"))) {
-            throw new IllegalStateException("run through Maven (mvn verify): no assembled " + BASE + " or " + HOME);
-        }
-        JettyDistribution jetty = new JettyDistribution(env);
+        requireAssembled();
+        JettyDistribution jetty = new JettyDistribution(BASE, env);
         if (!jetty.process.waitFor(120, TimeUnit.SECONDS)) {
             jetty.close();
             throw new AssertionError("Jetty did not exit:\n" + jetty.log());
         }
         jetty.started.await(10, TimeUnit.SECONDS); // the reader has seen the end of the output
         return new Exit(jetty.process.exitValue(), jetty.log());
+    }
+
+    /**
+     * Runs a start.jar command that ends by itself on {@code base}, such as
+     * {@code --add-modules=…}; at most 60 s.
+     */
+    static Exit command(Path base, String... args) throws Exception {
+        requireAssembled();
+        Path out = Files.createTempFile("start-jar", ".out");
+        try {
+            Process p = startJar(base, args).redirectErrorStream(true).redirectOutput(out.toFile()).start();
+            boolean ended = p.waitFor(60, TimeUnit.SECONDS);
+            if (!ended) p.destroyForcibly().waitFor();
+            String output = Files.readString(out);
+            if (!ended) throw new AssertionError("start.jar " + String.join(" ", args) + " did not end:\n" + output);
+            return new Exit(p.exitValue(), output);
+        } finally {
+            Files.delete(out);
+        }
     }
 
     String log() {

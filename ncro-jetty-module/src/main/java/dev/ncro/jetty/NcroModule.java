@@ -20,8 +20,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The ncro Jetty module's root bean, created by {@code etc/ncro.xml} and added to the
- * {@code Server} before the deployment scanner ({@code [before]} in {@code ncro.mod}), so it
- * starts before the web application is deployed and stops after it.
+ * {@code Server} before the deployment scanner ({@code [before]} in
+ * {@code modules/ncro/engine.mod}), so it starts before the web application is deployed and
+ * stops after it.
  *
  * <p>Construction only records its arguments. When the server starts, before it opens its
  * connectors (a {@link LifeCycle.Listener#lifeCycleStarting} of the server: Jetty binds
