@@ -109,6 +109,10 @@ class ConfigLoaderTest {
         assertThrows(UnsupportedOperationException.class, () -> c.upstreams().get(0).keys().clear());
         assertEquals(java.util.Set.of("cdn.example"), c.upstreams().get(0).redirectHosts());
         assertFalse(c.toString().contains("s3cret-pw"), c.toString());
+        NcroConfig.Upstream nixos = ConfigLoader.load(Map.of(), null).config().upstreams().get(0);
+        byte[] key = nixos.keys().get(0).key();
+        java.util.Arrays.fill(key, (byte) 0);
+        assertFalse(java.util.Arrays.equals(key, nixos.keys().get(0).key()), "the sealed key's bytes cannot be overwritten");
     }
 
     @Test
