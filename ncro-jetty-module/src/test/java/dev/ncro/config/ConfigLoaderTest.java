@@ -271,4 +271,16 @@ class ConfigLoaderTest {
         assertTrue(msg.contains("unknown key 'server.colour'") && msg.contains("at line 2"), msg);
         assertTrue(msg.contains("upstreams[0].priority: expected a whole number at line 5"), msg);
     }
+
+    @Test
+    void theRecords_copyWhatTheyAreBuiltWith() {
+        java.util.List<String> hosts = new java.util.ArrayList<>(List.of("cdn.example"));
+        java.util.List<dev.ncro.trust.PublicKey> keys = new java.util.ArrayList<>();
+        NcroConfig.Upstream u = new NcroConfig.Upstream(URI.create("https://a.example"), 1,
+                new NcroConfig.Timeout(Duration.ofSeconds(1), java.util.Optional.empty(), Duration.ofSeconds(1)), keys,
+                new java.util.ArrayList<>(), java.util.Optional.empty(), java.util.Optional.empty(), new java.util.HashSet<>(hosts));
+        keys.add(null);
+        assertTrue(u.keys().isEmpty(), "an embedder's list is not the record's");
+        assertThrows(UnsupportedOperationException.class, () -> u.redirectHosts().clear());
+    }
 }
