@@ -55,6 +55,7 @@ public final class ConfigLoader {
             .visibility(PropertyAccessor.FIELD, JsonAutoDetect.Visibility.ANY)
             .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
             .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES)
+            .disable(DeserializationFeature.ACCEPT_FLOAT_AS_INT) // priority: 1.5 is a mistake, not 1
             .enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY)
             .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
             .disable(MapperFeature.ALLOW_COERCION_OF_SCALARS)
@@ -109,13 +110,13 @@ public final class ConfigLoader {
                 default -> config.overrideLogLevel(value.toLowerCase(java.util.Locale.ROOT));
             }
         });
+        problems.fromEnvironment(overridden.keySet());
         NcroConfig sealed = config.seal(problems);
         if (sealed == null) {
-            String lines = problems.lines().stream()
-                    .map(line -> {
-                        String key = line.substring(0, line.indexOf(':'));
-                        String var = overridden.get(key);
-                        return "  " + (var == null ? line : var + " (" + line + ")");
+            String lines = problems.all().stream()
+                    .map(p -> {
+                        String var = overridden.get(p.key());
+                        return "  " + (var == null ? p.text() : var + " (" + p.text() + ")");
                     })
                     .collect(Collectors.joining("\n"));
             throw new ConfigException("invalid ncro configuration in " + source + ":\n" + lines);
@@ -131,28 +132,48 @@ public final class ConfigLoader {
     static RawConfig bind(String source, byte[] yaml, RawConfig.Problems problems) {
         problems.lines(keyLines(yaml));
         try {
+            if (isEmpty(yaml)) throw new ConfigException("config " + source + " is empty: it needs at least 'upstreams'");
             RawConfig config = YAML.readerFor(RawConfig.class).withAttribute(PROBLEMS, problems).readValue(yaml);
             if (config == null) throw new ConfigException("config " + source + " is empty");
             return config;
         } catch (UnrecognizedPropertyException e) {
             String known = e.getKnownPropertyIds() == null ? "" : e.getKnownPropertyIds().stream()
                     .map(String::valueOf).sorted().collect(Collectors.joining(", "));
-            throw new ConfigException("config " + source + ": unknown key '" + path(e) + "'"
+            throw stopped(source, problems, "unknown key '" + path(e) + "'"
                     + (known.isEmpty() ? "" : " (expected one of: " + known + ")") + location(e));
         } catch (InvalidFormatException e) {
-            throw new ConfigException("config " + source + ": " + path(e) + ": invalid value '"
+            throw stopped(source, problems, path(e) + ": invalid value '"
                     + e.getValue() + "' (expected " + typeName(e.getTargetType()) + ")" + location(e));
         } catch (MismatchedInputException e) {
-            throw new ConfigException("config " + source + ": " + path(e) + ": expected "
-                    + typeName(e.getTargetType()) + location(e));
+            throw stopped(source, problems, path(e) + ": expected " + typeName(e.getTargetType()) + location(e));
         } catch (JsonMappingException e) {
             Throwable cause = e.getCause() instanceof IllegalArgumentException iae ? iae : e;
-            throw new ConfigException("config " + source + ": " + path(e) + ": "
+            throw stopped(source, problems, path(e) + ": "
                     + (cause == e ? e.getOriginalMessage() : cause.getMessage()) + location(e));
         } catch (JsonProcessingException e) {
             throw new ConfigException("config " + source + " is not valid YAML: " + e.getOriginalMessage() + location(e));
         } catch (IOException e) {
             throw new ConfigException("cannot read config " + source + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * A value binding cannot get past ends it; the problems recorded before it (unknown keys,
+     * unreadable durations) are reported with it, so that fixing one does not reveal the next.
+     */
+    private static ConfigException stopped(String source, RawConfig.Problems problems, String problem) {
+        if (problems.lines().isEmpty()) return new ConfigException("config " + source + ": " + problem);
+        return new ConfigException("invalid ncro configuration in " + source + ":\n"
+                + problems.lines().stream().map(line -> "  " + line + "\n").collect(Collectors.joining())
+                + "  " + problem + " (the rest of the file was not checked)");
+    }
+
+    /** Whether the file holds no YAML value at all: nothing, or only comments. */
+    private static boolean isEmpty(byte[] yaml) {
+        try (JsonParser p = YAML.getFactory().createParser(yaml)) {
+            return p.nextToken() == null;
+        } catch (IOException e) {
+            return false; // binding reports it
         }
     }
 
@@ -196,7 +217,8 @@ public final class ConfigLoader {
         if (type == int.class || type == Integer.class || type == long.class || type == Long.class) return "a whole number";
         if (type == double.class || type == Double.class) return "a number";
         if (type == boolean.class || type == Boolean.class) return "true or false";
-        if (type == String.class || type == java.net.URI.class) return "a string";
+        if (type == java.net.URI.class) return "a URL such as https://cache.example.org";
+        if (type == String.class) return "a string";
         if (type == Duration.class) return "a duration such as 5s";
         if (type == Sizes.ByteSize.class) return "a size such as 64MiB";
         if (List.class.isAssignableFrom(type)) return "a list";
@@ -246,7 +268,10 @@ public final class ConfigLoader {
                 Object beanOrClass, String propertyName) throws IOException {
             Object problems = ctxt.getAttribute(PROBLEMS);
             if (!(problems instanceof RawConfig.Problems collected)) return false;
-            String key = path(p.getParsingContext());
+            // at a list or mapping value the parser is already inside it: name the key, not its first item
+            var context = p.currentToken() != null && p.currentToken().isStructStart()
+                    ? p.getParsingContext().getParent() : p.getParsingContext();
+            String key = path(context);
             String known = deserializer == null || deserializer.getKnownPropertyNames() == null ? ""
                     : deserializer.getKnownPropertyNames().stream().map(String::valueOf).sorted().collect(Collectors.joining(", "));
             collected.addLine(key, "unknown key '" + key + "'" + (known.isEmpty() ? "" : " (expected one of: " + known + ")")

@@ -19,6 +19,11 @@ import java.util.Set;
 public record NcroConfig(Server server, List<Upstream> upstreams, Cache cache, Health health, Logging logging,
         Discovery discovery, Mesh mesh) {
 
+    /** Sealed whoever builds it: the lists are copied, so no caller keeps a handle on them. */
+    public NcroConfig {
+        upstreams = List.copyOf(upstreams);
+    }
+
     /**
      * @param readTimeout idle timeout of client connections (the Jetty connector's)
      * @param writeTimeout how long a NAR stream may make no progress before both sides are aborted
@@ -39,6 +44,12 @@ public record NcroConfig(Server server, List<Upstream> upstreams, Cache cache, H
      */
     public record Upstream(URI url, int priority, Timeout timeout, List<PublicKey> keys, List<Filters.Rule> filters,
             Optional<String> username, Optional<String> password, Set<String> redirectHosts) {
+        public Upstream {
+            keys = List.copyOf(keys);
+            filters = List.copyOf(filters);
+            redirectHosts = Set.copyOf(redirectHosts);
+        }
+
         @Override
         public String toString() {
             return "Upstream[" + url + ", priority " + priority + (username.isPresent() ? ", with login" : "") + "]";
@@ -70,7 +81,11 @@ public record NcroConfig(Server server, List<Upstream> upstreams, Cache cache, H
     public record Discovery(boolean enabled, String service, String domain, int priority) {}
 
     /** @param privateKey path of the node's ed25519 seed file; empty: an ephemeral key */
-    public record Mesh(boolean enabled, Listen bindAddr, List<Peer> peers, String privateKey, Duration gossipInterval) {}
+    public record Mesh(boolean enabled, Listen bindAddr, List<Peer> peers, String privateKey, Duration gossipInterval) {
+        public Mesh {
+            peers = List.copyOf(peers);
+        }
+    }
 
     /** @param publicKey the peer's ed25519 public key, 64 lower-case hex characters */
     public record Peer(String addr, String publicKey) {}

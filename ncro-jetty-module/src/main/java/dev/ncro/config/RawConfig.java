@@ -137,10 +137,10 @@ final class RawConfig {
         NcroConfig.Cache sealedCache = sealCache(problems);
         positive(problems, "health.probe_interval", health.probeInterval);
         positive(problems, "health.probe_timeout", health.probeTimeout);
-        if (!List.of("trace", "debug", "info", "warn", "error").contains(logging.level)) {
+        if (logging.level == null || !List.of("trace", "debug", "info", "warn", "error").contains(logging.level)) {
             problems.add("logging.level", "must be one of trace, debug, info, warn, error; got '" + logging.level + "'");
         }
-        if (!List.of("text", "json").contains(logging.format)) {
+        if (logging.format == null || !List.of("text", "json").contains(logging.format)) {
             problems.add("logging.format", "must be text or json, got '" + logging.format + "'");
         }
         NcroConfig.Discovery sealedDiscovery = sealDiscovery(problems);
@@ -210,7 +210,10 @@ final class RawConfig {
                 }
             }
             if ((u.username == null) != (u.password == null)) {
-                problems.add(key + (u.username == null ? ".username" : ".password"), "username and password go together");
+                // reported at the one the file has, so that the message carries its line
+                problems.add(key + (u.username != null ? ".username" : ".password"), u.username != null
+                        ? "has no password beside it (username and password go together)"
+                        : "has no username beside it (username and password go together)");
             }
             List<Filters.Rule> rules = new ArrayList<>();
             if (u.filters != null) {
@@ -320,31 +323,52 @@ final class RawConfig {
 
     /** Collects every problem so one start-up reports them all. */
     static final class Problems {
-        private final List<String> lines = new ArrayList<>();
+        /** One problem: the key it concerns and the line the operator reads. */
+        record Problem(String key, String text) {}
+
+        private final List<Problem> problems = new ArrayList<>();
         private final java.util.Set<String> keys = new java.util.HashSet<>();
         private java.util.Map<String, Integer> keyLines = java.util.Map.of();
+        private java.util.Set<String> fromEnvironment = java.util.Set.of();
 
         /** Where each key of the file is, for problems found after binding. */
         void lines(java.util.Map<String, Integer> keyLines) {
             this.keyLines = keyLines;
         }
 
+        /** Keys whose value comes from the environment, not the file: no line of the file is theirs. */
+        void fromEnvironment(java.util.Set<String> keys) {
+            this.fromEnvironment = java.util.Set.copyOf(keys);
+        }
+
         /**
          * One problem per key: a value that could not be bound is not reported again by
-         * validation. The key's line is added when the file has the key and the message does
-         * not name a line already.
+         * validation. The key's line is added when the file has the key (or, for a required
+         * key that is missing, the enclosing one) and the message does not name a line already.
          */
         void add(String key, String message) {
-            Integer line = keyLines.get(key);
+            Integer line = fromEnvironment.contains(key) ? null : lineOf(key);
             addLine(key, key + ": " + message + (line == null || message.contains(" at line ") ? "" : " at line " + line));
         }
 
+        private Integer lineOf(String key) {
+            for (String k = key; !k.isEmpty(); k = k.substring(0, Math.max(0, Math.max(k.lastIndexOf('.'), k.lastIndexOf('['))))) {
+                Integer line = keyLines.get(k);
+                if (line != null) return line;
+            }
+            return null;
+        }
+
         void addLine(String key, String line) {
-            if (keys.add(key)) lines.add(line);
+            if (keys.add(key)) problems.add(new Problem(key, line));
+        }
+
+        List<Problem> all() {
+            return List.copyOf(problems);
         }
 
         List<String> lines() {
-            return lines;
+            return problems.stream().map(Problem::text).toList();
         }
     }
 }

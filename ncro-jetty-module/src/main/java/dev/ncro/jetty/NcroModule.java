@@ -12,6 +12,7 @@ import java.util.Map;
 import org.eclipse.jetty.server.Connector;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
+import org.eclipse.jetty.server.SslConnectionFactory;
 import org.eclipse.jetty.util.annotation.Name;
 import org.eclipse.jetty.util.component.ContainerLifeCycle;
 import org.eclipse.jetty.util.component.LifeCycle;
@@ -101,12 +102,20 @@ public class NcroModule extends ContainerLifeCycle {
                     unsupportedBackend);
         }
         Listen listen = config.config().server().listen();
+        int applied = 0;
         for (Connector connector : server.getConnectors()) {
-            if (connector instanceof ServerConnector http) {
+            // the plain HTTP connector (the http module's); an https one keeps its own port,
+            // or both would bind server.listen and the second fail with "Address already in use"
+            if (connector instanceof ServerConnector http && http.getConnectionFactory(SslConnectionFactory.class) == null) {
                 http.setHost(listen.host());
                 http.setPort(listen.port());
                 http.setIdleTimeout(config.config().server().readTimeout().toMillis());
+                applied++;
             }
+        }
+        if (applied == 0) {
+            LOG.warn("server.listen {} and server.read_timeout are not applied: the server has no plain HTTP ServerConnector"
+                    + " (Jetty's http module); its connectors keep their own settings", listen);
         }
         loaded = config;
     }

@@ -6,6 +6,16 @@ import org.bouncycastle.crypto.signers.Ed25519Signer;
 
 /** A Nix binary-cache public key, {@code name:base64(32 bytes)}; base64 padded or not. */
 public record PublicKey(String name, byte[] key) {
+    /** Keys live in the sealed configuration: the array is copied in and out, never shared. */
+    public PublicKey {
+        key = key.clone();
+    }
+
+    @Override
+    public byte[] key() {
+        return key.clone();
+    }
+
     public static PublicKey parse(String text) {
         String s = text == null ? "" : text.trim();
         int colon = s.indexOf(':');

@@ -109,6 +109,10 @@ class ConfigLoaderTest {
         assertThrows(UnsupportedOperationException.class, () -> c.upstreams().get(0).keys().clear());
         assertEquals(java.util.Set.of("cdn.example"), c.upstreams().get(0).redirectHosts());
         assertFalse(c.toString().contains("s3cret-pw"), c.toString());
+        NcroConfig.Upstream nixos = ConfigLoader.load(Map.of(), null).config().upstreams().get(0);
+        byte[] key = nixos.keys().get(0).key();
+        java.util.Arrays.fill(key, (byte) 0);
+        assertFalse(java.util.Arrays.equals(key, nixos.keys().get(0).key()), "the sealed key's bytes cannot be overwritten");
     }
 
     @Test
@@ -223,5 +227,60 @@ class ConfigLoaderTest {
         assertEquals(5, msg.split("\n").length, "a heading and one line per problem: " + msg);
         assertTrue(msg.contains("cache.ttl: expected a duration such as 250ms") && msg.contains("at line 6"), msg);
         assertEquals(1, msg.split("cache.ttl").length - 1, "the unreadable duration is reported once: " + msg);
+    }
+
+    @Test
+    void unusualValues_areProblemsNamingTheirKeyAndLine_neverACrash() {
+        String u = "upstreams:\n  - url: https://a.example\n";
+        assertTrue(error(u + "logging:\n  level:\n").contains("logging.level: must be one of"), "no NullPointerException");
+        assertTrue(error(u + "logging:\n  format:\n").contains("logging.format: must be text or json"));
+        String huge = error(u + "cache:\n  ttl: 9999999999999999999999h\n");
+        assertTrue(huge.contains("cache.ttl: duration '9999999999999999999999h' is too large at line 4"), huge);
+        String overflow = error(u + "cache:\n  ttl: 999999999999999999h\n");
+        assertTrue(overflow.contains("cache.ttl: duration '999999999999999999h' is too large at line 4"), overflow);
+        String fraction = error("upstreams:\n  - url: https://a.example\n    priority: 1.5\n");
+        assertTrue(fraction.contains("upstreams[0].priority") && fraction.contains("at line 3"), "not truncated to 1: " + fraction);
+        String list = error(u + "extra: [1, 2]\n");
+        assertTrue(list.contains("unknown key 'extra'"), "the key, not its first item: " + list);
+        assertTrue(error("").contains("is empty"));
+        assertTrue(error("# nothing but a comment\n").contains("is empty"));
+        String url = error("upstreams:\n  - url: 'http://a b'\n");
+        assertTrue(url.contains("expected a URL"), url);
+    }
+
+    @Test
+    void aMissingPartner_isReportedAtTheKeyTheFileHas_withItsLine() {
+        String msg = error("upstreams:\n  - url: https://a.example\n    username: bob\n");
+        assertTrue(msg.contains("upstreams[0].username: has no password beside it") && msg.contains("at line 3"), msg);
+        String peer = error("upstreams:\n  - url: https://a.example\nmesh:\n  peers:\n    - addr: h:1\n");
+        assertTrue(peer.contains("mesh.peers[0].public_key: must be 64 hex characters (an ed25519 public key) at line 5"),
+                "the line of the peer that lacks it: " + peer);
+    }
+
+    @Test
+    void aValueFromTheEnvironment_isNotGivenTheLineOfTheFilesValue() {
+        String msg = assertThrows(ConfigException.class, () -> load("server:\n  listen: :8080\nupstreams:\n  - url: http://a\n",
+                Map.of("NCRO_LISTEN", "8080"))).getMessage();
+        assertTrue(msg.contains("NCRO_LISTEN (server.listen: expected host:port or :port, got '8080')"), msg);
+        assertFalse(msg.contains("line 2"), "line 2 holds the file's value, which is fine: " + msg);
+    }
+
+    @Test
+    void aValueBindingCannotGetPast_isReportedWithTheProblemsFoundBeforeIt() {
+        String msg = error("server:\n  colour: blue\nupstreams:\n  - url: http://a\n    priority: high\n");
+        assertTrue(msg.contains("unknown key 'server.colour'") && msg.contains("at line 2"), msg);
+        assertTrue(msg.contains("upstreams[0].priority: expected a whole number at line 5"), msg);
+    }
+
+    @Test
+    void theRecords_copyWhatTheyAreBuiltWith() {
+        java.util.List<String> hosts = new java.util.ArrayList<>(List.of("cdn.example"));
+        java.util.List<dev.ncro.trust.PublicKey> keys = new java.util.ArrayList<>();
+        NcroConfig.Upstream u = new NcroConfig.Upstream(URI.create("https://a.example"), 1,
+                new NcroConfig.Timeout(Duration.ofSeconds(1), java.util.Optional.empty(), Duration.ofSeconds(1)), keys,
+                new java.util.ArrayList<>(), java.util.Optional.empty(), java.util.Optional.empty(), new java.util.HashSet<>(hosts));
+        keys.add(null);
+        assertTrue(u.keys().isEmpty(), "an embedder's list is not the record's");
+        assertThrows(UnsupportedOperationException.class, () -> u.redirectHosts().clear());
     }
 }

@@ -86,4 +86,33 @@ class NcroModuleTest {
             server.stop();
         }
     }
+
+    @Test
+    void theListenAddress_goesToThePlainHttpConnector_notToAnHttpsOne() throws Exception {
+        Server server = new Server();
+        ServerConnector http = new ServerConnector(server);
+        server.addConnector(http);
+        ServerConnector https = new ServerConnector(server,
+                new org.eclipse.jetty.server.SslConnectionFactory(new org.eclipse.jetty.util.ssl.SslContextFactory.Server(), "http/1.1"),
+                new org.eclipse.jetty.server.HttpConnectionFactory());
+        https.setPort(8443);
+        server.addConnector(https);
+        int port;
+        try (java.net.ServerSocket free = new java.net.ServerSocket(0)) {
+            port = free.getLocalPort();
+        }
+        Map<String, String> env = env("upstreams:\n  - url: http://127.0.0.1:9\n");
+        java.util.HashMap<String, String> all = new java.util.HashMap<>(env);
+        all.put("NCRO_LISTEN", "127.0.0.1:" + port);
+        server.addBean(new NcroModule(server, null, all), true);
+        try {
+            server.start(); // the https connector has no keystore: whether it starts does not matter here
+        } catch (Exception expected) {
+            // configured before the connectors open, so the ports below are already set
+        } finally {
+            server.stop();
+        }
+        assertEquals(port, http.getPort());
+        assertEquals(8443, https.getPort(), "both on server.listen: the second bind fails");
+    }
 }
