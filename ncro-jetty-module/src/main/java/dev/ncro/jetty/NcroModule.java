@@ -12,6 +12,7 @@ import java.util.Map;
 import org.eclipse.jetty.server.Connector;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
+import org.eclipse.jetty.server.SslConnectionFactory;
 import org.eclipse.jetty.util.annotation.Name;
 import org.eclipse.jetty.util.component.ContainerLifeCycle;
 import org.slf4j.Logger;
@@ -24,7 +25,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Construction only records its arguments. {@link #doStart} loads and seals the
  * configuration, applies its logging settings, points the HTTP connector at
- * {@code server.listen} (connectors start after the server's beans), creates and starts the
+ * {@code server.listen} (connectors start after the server's beans: {@code etc/ncro.xml} turns
+ * the Server's {@code openEarly} off), gives every connector {@code server.read_timeout} as its
+ * idle timeout (a TLS connector keeps its own address and port), creates and starts the
  * engine as a managed bean, and publishes it as the Server attribute
  * {@link NcroService#ATTRIBUTE}, from where {@code webapps/ncro.xml} hands it to the WAR.
  *
@@ -91,10 +94,13 @@ public class NcroModule extends ContainerLifeCycle {
         }
         Listen listen = config.server().listen();
         for (Connector connector : server.getConnectors()) {
-            if (connector instanceof ServerConnector http) {
-                http.setHost(listen.host());
-                http.setPort(listen.port());
-                http.setIdleTimeout(config.server().readTimeout().toMillis());
+            if (connector instanceof ServerConnector network) {
+                // a TLS connector (Jetty's ssl/https modules) keeps jetty.ssl.host and jetty.ssl.port
+                if (network.getConnectionFactory(SslConnectionFactory.class) == null) {
+                    network.setHost(listen.host());
+                    network.setPort(listen.port());
+                }
+                network.setIdleTimeout(config.server().readTimeout().toMillis());
             }
         }
         Engine created = new Engine(config, databasePath(config.cache().dbPath()), InstantSource.system());
