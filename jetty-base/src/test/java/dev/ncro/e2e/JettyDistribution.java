@@ -27,12 +27,12 @@ final class JettyDistribution implements AutoCloseable {
     private final List<String> log = new ArrayList<>();
     private final CountDownLatch started = new CountDownLatch(1);
 
-    private JettyDistribution(Map<String, String> env) throws IOException {
+    private JettyDistribution(Path base, Map<String, String> env, String... properties) throws IOException {
         port = freePort();
-        String java = ProcessHandle.current().info().command().orElse("java");
-        ProcessBuilder pb = new ProcessBuilder(java, "-jar", HOME.resolve("start.jar").toString(),
-                "jetty.home=" + HOME, "jetty.base=" + BASE)
-                .directory(BASE.toFile())
+        List<String> command = startCommand(base);
+        command.addAll(List.of(properties));
+        ProcessBuilder pb = new ProcessBuilder(command)
+                .directory(base.toFile())
                 .redirectErrorStream(true);
         pb.environment().putAll(env);
         pb.environment().put("NCRO_LISTEN", "127.0.0.1:" + port);
@@ -56,10 +56,15 @@ final class JettyDistribution implements AutoCloseable {
     }
 
     static JettyDistribution start(Map<String, String> env) throws Exception {
-        if (!Files.isRegularFile(HOME.resolve("start.jar")) || !Files.isDirectory(BASE.resolve("lib/ncro"))) {
-            throw new IllegalStateException("run through Maven (mvn verify): no assembled " + BASE + " or " + HOME);
+        return start(BASE, env);
+    }
+
+    /** Starts the distribution on {@code base} (a {@link #copyBase copy}), with extra start properties. */
+    static JettyDistribution start(Path base, Map<String, String> env, String... properties) throws Exception {
+        if (!Files.isRegularFile(HOME.resolve("start.jar")) || !Files.isDirectory(base.resolve("lib/ncro"))) {
+            throw new IllegalStateException("run through Maven (mvn verify): no assembled " + base + " or " + HOME);
         }
-        JettyDistribution jetty = new JettyDistribution(env);
+        JettyDistribution jetty = new JettyDistribution(base, env, properties);
         if (!jetty.started.await(120, TimeUnit.SECONDS) || !jetty.process.isAlive()) {
             String out = jetty.log();
             jetty.close();
@@ -76,7 +81,7 @@ final class JettyDistribution implements AutoCloseable {
         if (!Files.isRegularFile(HOME.resolve("start.jar")) || !Files.isDirectory(BASE.resolve("lib/ncro"))) {
             throw new IllegalStateException("run through Maven (mvn verify): no assembled " + BASE + " or " + HOME);
         }
-        JettyDistribution jetty = new JettyDistribution(env);
+        JettyDistribution jetty = new JettyDistribution(BASE, env);
         if (!jetty.process.waitFor(120, TimeUnit.SECONDS)) {
             jetty.close();
             throw new AssertionError("Jetty did not exit:\n" + jetty.log());
@@ -89,6 +94,74 @@ final class JettyDistribution implements AutoCloseable {
         synchronized (log) {
             return String.join("\n", log);
         }
+    }
+
+    /** The lines logged so far. */
+    List<String> logLines() {
+        synchronized (log) {
+            return List.copyOf(log);
+        }
+    }
+
+    /**
+     * The first line from {@code from} on that contains {@code text}, waiting up to {@code max} for it:
+     * another process's output, so it is polled.
+     */
+    String awaitLogLine(int from, String text, java.time.Duration max) throws InterruptedException {
+        long until = System.nanoTime() + max.toNanos();
+        while (true) {
+            List<String> lines = logLines();
+            for (String line : lines.subList(Math.min(from, lines.size()), lines.size())) {
+                if (line.contains(text)) return line;
+            }
+            if (System.nanoTime() > until) throw new AssertionError("no log line with '" + text + "' within " + max + ":\n" + log());
+            Thread.sleep(20);
+        }
+    }
+
+    /** The port of the started connector whose protocols start with {@code protocol} (e.g. {@code SSL}), from Jetty's log. */
+    int connectorPort(String protocol) {
+        java.util.regex.Pattern started = java.util.regex.Pattern.compile(
+                "Started oejs\\.ServerConnector@\\w+\\{" + protocol + "\\b.*\\}\\{[^}]*:(\\d+)\\}");
+        for (String line : logLines()) {
+            var m = started.matcher(line);
+            if (m.find()) return Integer.parseInt(m.group(1));
+        }
+        throw new AssertionError("no started " + protocol + " connector in the log:\n" + log());
+    }
+
+    /** A copy of the assembled base in {@code dir}, for a test that changes its modules. */
+    static Path copyBase(Path dir) throws IOException {
+        try (var paths = Files.walk(BASE)) {
+            for (Path from : (Iterable<Path>) paths::iterator) {
+                Path to = dir.resolve(BASE.relativize(from).toString());
+                if (Files.isDirectory(from)) {
+                    Files.createDirectories(to);
+                } else if (!from.getFileName().toString().startsWith("ncro.db")) {
+                    Files.copy(from, to);
+                }
+            }
+        }
+        return dir;
+    }
+
+    /** Runs {@code start.jar} on {@code base} with {@code args} (e.g. {@code --add-modules=forwarded}) to its end. */
+    static String configure(Path base, String... args) throws IOException, InterruptedException {
+        List<String> command = startCommand(base);
+        command.addAll(List.of(args));
+        Process p = new ProcessBuilder(command).directory(base.toFile()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (!p.waitFor(60, TimeUnit.SECONDS) || p.exitValue() != 0) {
+            p.destroyForcibly();
+            throw new AssertionError(String.join(" ", command) + " failed:\n" + out);
+        }
+        return out;
+    }
+
+    private static List<String> startCommand(Path base) {
+        String java = ProcessHandle.current().info().command().orElse("java");
+        return new ArrayList<>(List.of(java, "-jar", HOME.toAbsolutePath().resolve("start.jar").toString(),
+                "jetty.home=" + HOME.toAbsolutePath(), "jetty.base=" + base.toAbsolutePath()));
     }
 
     String url() {
