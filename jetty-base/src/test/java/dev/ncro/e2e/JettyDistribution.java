@@ -28,9 +28,9 @@ final class JettyDistribution implements AutoCloseable {
     private final List<String> log = new ArrayList<>();
     private final CountDownLatch started = new CountDownLatch(1);
 
-    private JettyDistribution(Path base, Map<String, String> env) throws IOException {
+    private JettyDistribution(Path base, Map<String, String> env, String... properties) throws IOException {
         port = freePort();
-        ProcessBuilder pb = startJar(base).redirectErrorStream(true);
+        ProcessBuilder pb = startJar(base, properties).redirectErrorStream(true);
         pb.environment().putAll(env);
         pb.environment().put("NCRO_LISTEN", "127.0.0.1:" + port);
         process = pb.start();
@@ -55,8 +55,8 @@ final class JettyDistribution implements AutoCloseable {
     /** {@code java -jar start.jar} of the stock jetty-home on {@code base}, run in {@code base}, with {@code args}. */
     private static ProcessBuilder startJar(Path base, String... args) {
         String java = ProcessHandle.current().info().command().orElse("java");
-        List<String> command = new ArrayList<>(List.of(java, "-jar", HOME.resolve("start.jar").toString(),
-                "jetty.home=" + HOME, "jetty.base=" + base));
+        List<String> command = new ArrayList<>(List.of(java, "-jar", HOME.toAbsolutePath().resolve("start.jar").toString(),
+                "jetty.home=" + HOME.toAbsolutePath(), "jetty.base=" + base.toAbsolutePath()));
         command.addAll(List.of(args));
         return new ProcessBuilder(command).directory(base.toFile());
     }
@@ -72,10 +72,10 @@ final class JettyDistribution implements AutoCloseable {
         return start(BASE, env);
     }
 
-    /** Starts {@code base} with the stock jetty-home and NCRO_LISTEN on a free port; at most 120 s. */
-    static JettyDistribution start(Path base, Map<String, String> env) throws Exception {
+    /** Starts {@code base} with the stock jetty-home, extra start {@code properties} and NCRO_LISTEN on a free port; at most 120 s. */
+    static JettyDistribution start(Path base, Map<String, String> env, String... properties) throws Exception {
         requireAssembled();
-        JettyDistribution jetty = new JettyDistribution(base, env);
+        JettyDistribution jetty = new JettyDistribution(base, env, properties);
         if (!jetty.started.await(120, TimeUnit.SECONDS) || !jetty.process.isAlive()) {
             String out = jetty.log();
             jetty.close();
@@ -122,6 +122,62 @@ final class JettyDistribution implements AutoCloseable {
         synchronized (log) {
             return String.join("\n", log);
         }
+    }
+
+    /** The lines logged so far. */
+    List<String> logLines() {
+        synchronized (log) {
+            return List.copyOf(log);
+        }
+    }
+
+    /**
+     * The first line from {@code from} on that contains {@code text}, waiting up to {@code max} for it:
+     * another process's output, so it is polled.
+     */
+    String awaitLogLine(int from, String text, java.time.Duration max) throws InterruptedException {
+        long until = System.nanoTime() + max.toNanos();
+        while (true) {
+            List<String> lines = logLines();
+            for (String line : lines.subList(Math.min(from, lines.size()), lines.size())) {
+                if (line.contains(text)) return line;
+            }
+            if (System.nanoTime() > until) throw new AssertionError("no log line with '" + text + "' within " + max + ":\n" + log());
+            Thread.sleep(20);
+        }
+    }
+
+    /** The port of the started connector whose protocols start with {@code protocol} (e.g. {@code SSL}), from Jetty's log. */
+    int connectorPort(String protocol) {
+        java.util.regex.Pattern started = java.util.regex.Pattern.compile(
+                "Started oejs\\.ServerConnector@\\w+\\{" + protocol + "\\b.*\\}\\{[^}]*:(\\d+)\\}");
+        for (String line : logLines()) {
+            var m = started.matcher(line);
+            if (m.find()) return Integer.parseInt(m.group(1));
+        }
+        throw new AssertionError("no started " + protocol + " connector in the log:\n" + log());
+    }
+
+    /** A copy of the assembled base in {@code dir}, for a test that changes its modules. */
+    static Path copyBase(Path dir) throws IOException {
+        try (var paths = Files.walk(BASE)) {
+            for (Path from : (Iterable<Path>) paths::iterator) {
+                Path to = dir.resolve(BASE.relativize(from).toString());
+                if (Files.isDirectory(from)) {
+                    Files.createDirectories(to);
+                } else if (!from.getFileName().toString().startsWith("ncro.db")) {
+                    Files.copy(from, to);
+                }
+            }
+        }
+        return dir;
+    }
+
+    /** Runs {@code start.jar} on {@code base} with {@code args} (e.g. {@code --add-modules=forwarded}); it must succeed. */
+    static String configure(Path base, String... args) throws Exception {
+        Exit exit = command(base, args);
+        if (exit.status() != 0) throw new AssertionError("start.jar " + String.join(" ", args) + " failed:\n" + exit.output());
+        return exit.output();
     }
 
     String url() {

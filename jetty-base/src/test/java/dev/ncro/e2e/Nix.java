@@ -45,6 +45,14 @@ final class Nix {
         Assumptions.abort(msg + "; skipping the end-to-end test");
     }
 
+    /**
+     * The certificates (PEM) the next client runs trust for https. Nix 2.8 reads them from
+     * NIX_SSL_CERT_FILE; its ssl-cert-file setting (--option or NIX_CONFIG) does not take.
+     */
+    void trustCertificates(Path pem) {
+        env.put("NIX_SSL_CERT_FILE", pem.toString());
+    }
+
     /** A fresh, empty narinfo cache for the next client run. */
     void freshNarinfoCache(String name) {
         env.put("XDG_CACHE_HOME", work.resolve("xdg-" + name).toString());

@@ -31,7 +31,8 @@ import org.slf4j.LoggerFactory;
  * settings applied and the HTTP connector pointed at {@code server.listen}. {@link #doStart}
  * then creates and starts the engine as a managed bean and publishes it as the Server
  * attribute {@link NcroService#ATTRIBUTE}, from where {@code webapps/ncro.xml} hands it to
- * the WAR. Each start reads the file again.
+ * the WAR. Each start reads the file again. Every connector gets {@code server.read_timeout}
+ * as its idle timeout; a TLS connector (Jetty's ssl/https modules) keeps its own address.
  *
  * <p>A configuration that cannot be used fails the start with one ERROR line listing every
  * problem of the file (key, line, what was expected) and a {@link ConfigException} that
@@ -104,18 +105,20 @@ public class NcroModule extends ContainerLifeCycle {
         Listen listen = config.config().server().listen();
         int applied = 0;
         for (Connector connector : server.getConnectors()) {
-            // the plain HTTP connector (the http module's); an https one keeps its own port,
-            // or both would bind server.listen and the second fail with "Address already in use"
-            if (connector instanceof ServerConnector http && http.getConnectionFactory(SslConnectionFactory.class) == null) {
-                http.setHost(listen.host());
-                http.setPort(listen.port());
-                http.setIdleTimeout(config.config().server().readTimeout().toMillis());
-                applied++;
+            if (connector instanceof ServerConnector network) {
+                network.setIdleTimeout(config.config().server().readTimeout().toMillis());
+                // the plain HTTP connector (the http module's); a TLS one keeps jetty.ssl.host and
+                // jetty.ssl.port, or both would bind server.listen and the second fail
+                if (network.getConnectionFactory(SslConnectionFactory.class) == null) {
+                    network.setHost(listen.host());
+                    network.setPort(listen.port());
+                    applied++;
+                }
             }
         }
         if (applied == 0) {
-            LOG.warn("server.listen {} and server.read_timeout are not applied: the server has no plain HTTP ServerConnector"
-                    + " (Jetty's http module); its connectors keep their own settings", listen);
+            LOG.warn("server.listen {} is not applied: the server has no plain HTTP ServerConnector (Jetty's http module);"
+                    + " its connectors keep their own addresses", listen);
         }
         loaded = config;
     }

@@ -175,6 +175,7 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
     private void abort() {
         if (done) return;
         done = true;
+        AccessLog.aborted(async.getRequest());
         try {
             // Jetty: sendError(-1) aborts the connection rather than completing the response
             clientResponse.sendError(-1);

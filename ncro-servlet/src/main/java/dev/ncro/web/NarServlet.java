@@ -38,7 +38,7 @@ public final class NarServlet extends HttpServlet {
         }
         boolean head = "HEAD".equals(clientRequest.getMethod());
 
-        AsyncContext async = clientRequest.startAsync();
+        AsyncContext async = AccessLog.startAsync(clientRequest);
         // no container timeout: the engine's idle timeout bounds a stalled upstream, and a
         // slow client only slows the upstream down (backpressure)
         async.setTimeout(0);

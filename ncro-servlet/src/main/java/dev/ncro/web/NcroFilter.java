@@ -79,7 +79,7 @@ public final class NcroFilter extends HttpFilter {
             }
             narinfo(request, narinfo.group(1), head);
         } else if (path.equals("/nix-cache-info")) {
-            SmallResponse.send(request.startAsync(), 200, "text/x-nix-cache-info",
+            SmallResponse.send(AccessLog.startAsync(request), 200, "text/x-nix-cache-info",
                     ncro.cacheInfo().getBytes(StandardCharsets.UTF_8), head);
         } else if (path.equals("/health")) {
             answer(request, response, ncro.health(), head);
@@ -100,7 +100,7 @@ public final class NcroFilter extends HttpFilter {
     }
 
     private void narinfo(HttpServletRequest request, String hash, boolean head) {
-        AsyncContext async = request.startAsync();
+        AsyncContext async = AccessLog.startAsync(request);
         async.setTimeout(NARINFO_ASYNC_TIMEOUT_MS);
         AtomicBoolean answered = new AtomicBoolean();
         async.addListener(new AsyncListener() {
@@ -127,6 +127,7 @@ public final class NcroFilter extends HttpFilter {
                 request.getServletContext().log("narinfo lookup for " + hash + " failed", failure);
             } else {
                 String type = answer.found() ? "text/x-nix-narinfo" : SmallResponse.TEXT;
+                AccessLog.upstream(request, answer.upstream());
                 SmallResponse.send(async, answer.status(), type, answer.body(), head);
             }
         });
@@ -135,7 +136,7 @@ public final class NcroFilter extends HttpFilter {
     /** /health and /metrics: live state, never to be cached. */
     private static void answer(HttpServletRequest request, HttpServletResponse response, Answer answer, boolean head) {
         response.setHeader("Cache-Control", "no-store");
-        SmallResponse.send(request.startAsync(), answer.status(), answer.contentType(), answer.body(), head);
+        SmallResponse.send(AccessLog.startAsync(request), answer.status(), answer.contentType(), answer.body(), head);
     }
 
     /**
@@ -151,6 +152,6 @@ public final class NcroFilter extends HttpFilter {
 
     /** A short plain-text answer; every small answer goes out through {@link SmallResponse}. */
     private static void plain(HttpServletRequest request, int status, String text, boolean head) {
-        SmallResponse.sendText(request.startAsync(), status, text, head);
+        SmallResponse.sendText(AccessLog.startAsync(request), status, text, head);
     }
 }
