@@ -134,7 +134,21 @@ public class NcroModule extends ContainerLifeCycle {
         server.setAttribute(NcroService.ATTRIBUTE, created);
         LOG.info("ncro configured from {}: listen {}, upstreams {}", loaded.source(), listen,
                 created.upstreams().stream().map(u -> u.name() + " (priority " + u.priority() + ")").toList());
-        super.doStart();
+        try {
+            super.doStart();
+        } catch (Throwable failed) {
+            // a failed start runs no doStop: withdraw the engine, or the next start adds a second
+            engine = null;
+            loaded = null;
+            server.removeAttribute(NcroService.ATTRIBUTE);
+            removeBean(created);
+            try {
+                created.stop();
+            } catch (Exception e) {
+                failed.addSuppressed(e);
+            }
+            throw failed;
+        }
     }
 
     @Override
