@@ -25,7 +25,7 @@ import org.eclipse.jetty.util.thread.Scheduler;
  * The race policy — which upstreams are asked in which stage — lives in {@link #stages}.
  *
  * <p>A miss with a {@link RouteHints hint} (a mesh peer named an upstream) first asks that one
- * upstream alone, within a short leash, and takes its narinfo only through the same checks as
+ * upstream alone, within half the race deadline, and takes its narinfo only through the same checks as
  * any race winner (parse, filters, that upstream's keys); a not-found, failure or rejection
  * there forgets the hint and runs the normal race in the time left: a wrong hint costs one
  * request, never a 404 or an unverified answer.
@@ -129,11 +129,11 @@ final class NarinfoLookup {
             race(hash, mine, deadline);
             return;
         }
-        // the peer tells where, this node checks what: one request to the hinted upstream, on
-        // the leash of a last resort and within half the deadline, so the race keeps time
+        // the peer tells where, this node checks what: one request to the hinted upstream,
+        // within half the deadline, so that the race keeps the other half if the hint fails
+        // (not the 1 s last-resort leash: a cold start's first request can take that long)
         long start = System.nanoTime();
-        Duration leash = upstreams.lastResortTimeout(hinted);
-        if (leash.compareTo(deadline.dividedBy(2)) > 0) leash = deadline.dividedBy(2);
+        Duration leash = deadline.dividedBy(2);
         NarinfoRace check = new NarinfoRace(hash, client, leash, observer, upstreams::lookupGate, executor);
         check.result().whenComplete((answer, failure) -> {
             if (failure == null && answer.status() == 200) {
