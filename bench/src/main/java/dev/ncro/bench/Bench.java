@@ -39,6 +39,10 @@ public final class Bench {
             dev.ncro.bench.load.LoadBench.main(args);
             return;
         }
+        if (which.equals("mesh")) {
+            MeshSim.main(args);
+            return;
+        }
         System.out.println("ncro bench on " + Runtime.getRuntime().availableProcessors() + " cores, Java "
                 + Runtime.version() + ", max heap " + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB");
         if (which.equals("all") || which.equals("narinfo")) narinfoLookups(args.length > 1 ? Integer.parseInt(args[1]) : 500);

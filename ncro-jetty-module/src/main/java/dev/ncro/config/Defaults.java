@@ -80,6 +80,19 @@ public final class Defaults {
 
     public static final String MESH_BIND_ADDR = "0.0.0.0:7946";
     public static final Duration GOSSIP_INTERVAL = Duration.ofSeconds(30);
+    /** Packets from keys not in mesh.peers are dropped unless this is set. */
+    public static final boolean MESH_ACCEPT_ANY_PEER = false;
+    /**
+     * Packets in one announcement (each sent to every peer): at most 64 × 1400 bytes per peer
+     * per gossip interval; routes beyond them wait for the next announcement.
+     */
+    public static final int MESH_MAX_PACKETS_PER_INTERVAL = 64;
+    /** Routes waiting to be announced; beyond this the oldest are dropped (counted). */
+    public static final int MESH_MAX_QUEUED_ROUTES = 100_000;
+    /** Routes heard from peers and kept as hints (least recently used out). */
+    public static final long MESH_MAX_HINTS = 100_000;
+    /** Senders outside mesh.peers remembered at once (with accept_any_peer), least recent out. */
+    public static final int MESH_MAX_OTHER_PEERS = 256;
 
     /** Upstream HTTP client pool: far above HttpComponents' 25 total / 5 per route. */
     public static final int POOL_MAX_TOTAL = 512;

@@ -80,8 +80,14 @@ public record NcroConfig(Server server, List<Upstream> upstreams, Cache cache, H
 
     public record Discovery(boolean enabled, String service, String domain, int priority) {}
 
-    /** @param privateKey path of the node's ed25519 seed file; empty: an ephemeral key */
-    public record Mesh(boolean enabled, Listen bindAddr, List<Peer> peers, String privateKey, Duration gossipInterval) {
+    /**
+     * @param privateKey path of the node's ed25519 seed file (created, mode 0600, if missing);
+     *     empty: an ephemeral key
+     * @param gossipInterval how often routes are announced; the replay window is twice this
+     * @param acceptAnyPeer accept packets signed by keys not in {@code peers}
+     */
+    public record Mesh(boolean enabled, Listen bindAddr, List<Peer> peers, String privateKey, Duration gossipInterval,
+            boolean acceptAnyPeer) {
         public Mesh {
             peers = List.copyOf(peers);
         }

@@ -107,6 +107,7 @@ final class RawConfig {
         private List<Peer> peers = new ArrayList<>();
         private String privateKey = "";
         private Duration gossipInterval = Defaults.GOSSIP_INTERVAL;
+        private boolean acceptAnyPeer = Defaults.MESH_ACCEPT_ANY_PEER;
     }
 
     static final class Peer {
@@ -284,7 +285,6 @@ final class RawConfig {
     }
 
     private NcroConfig.Mesh sealMesh(Problems problems) {
-        if (mesh.enabled) problems.add("mesh.enabled", "the gossip mesh is not available in this version of ncro");
         Listen bind = parse(problems, "mesh.bind_addr", () -> Listen.parse(mesh.bindAddr));
         positive(problems, "mesh.gossip_interval", mesh.gossipInterval);
         List<NcroConfig.Peer> peers = new ArrayList<>();
@@ -296,7 +296,14 @@ final class RawConfig {
                     problems.add(key, "is empty");
                     continue;
                 }
-                if (peer.addr == null || peer.addr.isBlank()) problems.add(key + ".addr", "is required (host:port)");
+                if (peer.addr == null || peer.addr.isBlank()) {
+                    problems.add(key + ".addr", "is required (host:port)");
+                } else {
+                    Listen addr = parse(problems, key + ".addr", () -> Listen.parse(peer.addr));
+                    if (addr != null && (addr.host() == null || addr.port() == 0)) {
+                        problems.add(key + ".addr", "must be host:port with a host and a port, got '" + peer.addr + "'");
+                    }
+                }
                 if (peer.publicKey == null || !peer.publicKey.matches("[0-9A-Fa-f]{64}")) {
                     problems.add(key + ".public_key", "must be 64 hex characters (an ed25519 public key)");
                 }
@@ -304,7 +311,7 @@ final class RawConfig {
             }
         }
         return new NcroConfig.Mesh(mesh.enabled, bind, List.copyOf(peers), mesh.privateKey == null ? "" : mesh.privateKey,
-                mesh.gossipInterval);
+                mesh.gossipInterval, mesh.acceptAnyPeer);
     }
 
     private static void positive(Problems problems, String key, Duration d) {

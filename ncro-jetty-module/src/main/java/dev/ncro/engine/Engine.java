@@ -12,7 +12,10 @@ import dev.ncro.health.HealthReport;
 import dev.ncro.health.LatencyHistory;
 import dev.ncro.health.ProbeScheduler;
 import dev.ncro.health.UpstreamHealth;
+import dev.ncro.mesh.MeshNode;
+import dev.ncro.mesh.UdpTransport;
 import dev.ncro.metrics.NcroMetrics;
+import dev.ncro.route.RouteHints;
 import dev.ncro.route.Route;
 import dev.ncro.route.RouteStore;
 import dev.ncro.trust.Narinfo;
@@ -41,7 +44,8 @@ import org.eclipse.jetty.util.thread.ScheduledExecutorScheduler;
  *   <li>{@link Upstreams}: the configured upstreams, their health, keys, filters, logins and limits;</li>
  *   <li>{@link NarinfoLookup}: memory → single-flight → {@link NarinfoRace} → remember;</li>
  *   <li>{@link NarRouting} and {@link NarExchange}: which upstream serves a NAR, and the stream;</li>
- *   <li>{@link HealthReport}: {@code /health}.</li>
+ *   <li>{@link HealthReport}: {@code /health};</li>
+ *   <li>{@link MeshNode} (with {@code mesh.enabled}): routes shared with peers, used as hints.</li>
  * </ul>
  *
  * <p>Threads: the scheduler ({@code ncro-timer}) only fires deadlines and timeouts and hands
@@ -64,6 +68,8 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     private final InstantSource clock;
     /** Each upstream's latency after its last probes, for the status page; by display name. */
     private final Map<String, LatencyHistory> latencyHistory = new LinkedHashMap<>();
+    /** Null unless mesh.enabled. */
+    private final MeshNode mesh;
 
     public Engine(NcroConfig config) {
         this(config, Path.of(config.cache().dbPath()), InstantSource.system());
@@ -87,9 +93,14 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         routes.setValidator(this::recheck);
         this.client = new UpstreamClient(config.server().connectTimeout(), upstreams.all(), resolver);
         upstreams.logIn(config, client);
+        // the mesh node is the engine's bean (like the route store and the probes): it needs the
+        // engine's upstreams, clock, timer and workers, and starts and stops with them
+        this.mesh = config.mesh().enabled() ? new MeshNode(config.mesh(), cache.ttl(), upstreams::byBase, clock,
+                scheduler, executor, metrics, UdpTransport.FACTORY) : null;
         this.lookups = new NarinfoLookup(upstreams, routes, client, metrics, cache.raceDeadline(),
                 cache.massQuery().upstreamCooldown(), cache.massQuery().maxConcurrentRaces(), scheduler, executor,
-                this::suspect, config.health().probeInterval(), config.health().probeTimeout());
+                this::suspect, config.health().probeInterval(), config.health().probeTimeout(),
+                mesh != null ? mesh : RouteHints.NONE);
         this.narRouting = new NarRouting(upstreams::health, upstreams::preference, cache.massQuery().upstreamCooldown(), clock,
                 this::suspect);
         this.cacheInfo = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: " + config.server().cachePriority() + "\n";
@@ -101,6 +112,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         addBean(routes, true);
         addBean(client, true);
         addBean(probes, true);
+        if (mesh != null) addBean(mesh, true);
         upstreams.all().forEach(u -> addBean(upstreams.health(u), false)); // JMX, when Jetty's jmx module is on
         metrics.registerCallbacks(routes::size, () -> {
             Map<String, Double> states = new LinkedHashMap<>();
@@ -164,6 +176,11 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         return routes;
     }
 
+    /** The mesh node, or null when {@code mesh.enabled} is off. */
+    public MeshNode mesh() {
+        return mesh;
+    }
+
     public ProbeScheduler probes() {
         return probes;
     }
@@ -213,7 +230,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
 
     @Override
     public Answer health() {
-        HealthReport report = HealthReport.of(healthRows(), storeRow());
+        HealthReport report = HealthReport.of(healthRows(), storeRow(), mesh != null ? mesh.report() : null);
         return new Answer(report.httpStatus(), "application/json", report.json());
     }
 

@@ -3,6 +3,7 @@ package dev.ncro.engine;
 import dev.ncro.api.NarinfoAnswer;
 import dev.ncro.health.UpstreamHealth;
 import dev.ncro.metrics.NcroMetrics;
+import dev.ncro.route.RouteHints;
 import dev.ncro.route.RouteStore;
 import dev.ncro.trust.Narinfo;
 import dev.ncro.upstream.Upstream;
@@ -22,6 +23,12 @@ import org.eclipse.jetty.util.thread.Scheduler;
  * race per hash however many clients ask at once (single-flight), at most
  * {@code max_concurrent_races} at a time; the winner remembered before anyone is answered.
  * The race policy — which upstreams are asked in which stage — lives in {@link #stages}.
+ *
+ * <p>A miss with a {@link RouteHints hint} (a mesh peer named an upstream) first asks that one
+ * upstream alone, within half the race deadline, and takes its narinfo only through the same checks as
+ * any race winner (parse, filters, that upstream's keys); a not-found, failure or rejection
+ * there forgets the hint and runs the normal race in the time left: a wrong hint costs one
+ * request, never a 404 or an unverified answer.
  */
 final class NarinfoLookup {
     private static final byte[] REMEMBERED_NOT_FOUND =
@@ -45,10 +52,12 @@ final class NarinfoLookup {
     /** For how long a Down verdict stands (see UpstreamHealth#confirmedDown). */
     private final Duration probeInterval;
     private final Duration probeTimeout;
+    private final RouteHints hints;
 
     NarinfoLookup(Upstreams upstreams, RouteStore routes, UpstreamClient client, NcroMetrics metrics,
             Duration deadline, Duration cooldown, int maxConcurrentRaces, Scheduler scheduler, Executor executor,
-            java.util.function.Consumer<Upstream> suspect, Duration probeInterval, Duration probeTimeout) {
+            java.util.function.Consumer<Upstream> suspect, Duration probeInterval, Duration probeTimeout, RouteHints hints) {
+        this.hints = hints;
         this.suspect = suspect;
         this.probeInterval = probeInterval;
         this.probeTimeout = probeTimeout;
@@ -114,6 +123,41 @@ final class NarinfoLookup {
      * holds one of the max_concurrent_races slots, and frees it when it has its answer.
      */
     private void race(String hash, CompletableFuture<NarinfoAnswer> mine) {
+        Upstream hinted = hints.hint(hash)
+                .filter(u -> !upstreams.health(u).confirmedDown(probeInterval, probeTimeout)).orElse(null);
+        if (hinted == null) {
+            race(hash, mine, deadline);
+            return;
+        }
+        // the peer tells where, this node checks what: one request to the hinted upstream,
+        // within half the deadline, so that the race keeps the other half if the hint fails
+        // (not the 1 s last-resort leash: a cold start's first request can take that long)
+        long start = System.nanoTime();
+        Duration leash = deadline.dividedBy(2);
+        NarinfoRace check = new NarinfoRace(hash, client, leash, observer, upstreams::lookupGate, executor);
+        check.result().whenComplete((answer, failure) -> {
+            if (failure == null && answer.status() == 200) {
+                metrics.meshHints.labelValues("verified").inc();
+                inflight.remove(hash, mine);
+                mine.complete(answer);
+                return;
+            }
+            metrics.meshHints.labelValues("fallback").inc();
+            hints.refuted(hash, hinted);
+            Duration left = deadline.minusNanos(System.nanoTime() - start);
+            try {
+                race(hash, mine, left.isNegative() || left.isZero() ? Duration.ofMillis(1) : left);
+            } catch (RuntimeException e) {
+                inflight.remove(hash, mine);
+                mine.complete(failed("narinfo lookup of " + hash + " could not start: " + NarinfoRace.describe(e)));
+            }
+        });
+        check.armDeadline(scheduler);
+        check.begin(List.of(List.of(hinted)), false, () -> { });
+    }
+
+    /** The race proper, with {@code deadline} left of the lookup's. */
+    private void race(String hash, CompletableFuture<NarinfoAnswer> mine, Duration deadline) {
         long start = System.nanoTime();
         NarinfoRace race = new NarinfoRace(hash, client, deadline, observer, upstreams::lookupGate, executor);
         AtomicBoolean everyoneAsked = new AtomicBoolean();
@@ -197,6 +241,9 @@ final class NarinfoLookup {
             }
             routes.remember(narinfo.hashPart(), home.base().toString(), served, pinned, latencyMs);
             metrics.raceWins.labelValues(upstream.name()).inc();
+            // the mesh announces where this node found (and verified) the narinfo
+            double ema = upstreams.health(upstream).emaMs();
+            hints.learned(narinfo.hashPart(), upstream, Double.isNaN(ema) ? latencyMs : ema);
             return served;
         }
 

@@ -32,6 +32,11 @@ public final class HealthReport {
     }
 
     public static HealthReport of(List<Upstream> upstreams, Store store) {
+        return of(upstreams, store, null);
+    }
+
+    /** @param mesh the mesh node's own report (its key, peers, rejections), or null without a mesh */
+    public static HealthReport of(List<Upstream> upstreams, Store store, Map<String, Object> mesh) {
         List<Map<String, Object>> entries = new ArrayList<>();
         for (Upstream u : upstreams) {
             UpstreamHealth.Snapshot s = u.health();
@@ -54,6 +59,7 @@ public final class HealthReport {
         report.put("status", status);
         report.put("upstreams", entries);
         report.put("route_store", routeStore);
+        if (mesh != null) report.put("mesh", mesh);
         try {
             return new HealthReport(status, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(report));
         } catch (JsonProcessingException e) {

@@ -55,6 +55,15 @@ public final class NcroMetrics {
     public final Counter narUpstreamFailures = Counter.builder().name("ncro_nar_upstream_failures")
             .help("NAR attempts that failed, by upstream and phase (first_byte, before_head, mid_body, truncated, busy)")
             .labelNames("upstream", "phase").register(registry);
+    public final Counter meshPackets = Counter.builder().name("ncro_mesh_packets")
+            .help("mesh packets by direction and result: in (accepted, truncated, oversized, unknown_peer, bad_signature,"
+                    + " malformed, unsupported_version, stale, replayed), out (sent, send_failed)")
+            .labelNames("direction", "result").register(registry);
+    public final Counter meshRoutesMerged = Counter.builder().name("ncro_mesh_routes_merged")
+            .help("routes from mesh peers that changed this node's hints").register(registry);
+    public final Counter meshHints = Counter.builder().name("ncro_mesh_hints")
+            .help("narinfo misses with a mesh hint, by result: verified (served from the hinted upstream after this"
+                    + " node checked it) or fallback (the race answered)").labelNames("result").register(registry);
     public final Gauge narStreamsInFlight = Gauge.builder().name("ncro_nar_streams_in_flight")
             .help("NAR streams currently open").register(registry);
 

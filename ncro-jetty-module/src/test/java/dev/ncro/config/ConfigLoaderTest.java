@@ -82,6 +82,7 @@ class ConfigLoaderTest {
                   peers: [{addr: "10.0.0.1:7946", public_key: "AB00000000000000000000000000000000000000000000000000000000000000"}]
                   private_key: ""
                   gossip_interval: 30s
+                  accept_any_peer: true
                 """, Map.of()).config();
 
         assertEquals(new Listen("127.0.0.1", 9000), c.server().listen());
@@ -92,6 +93,7 @@ class ConfigLoaderTest {
         assertEquals(List.of(new NcroConfig.Peer("10.0.0.1:7946", "ab" + "0".repeat(62))), c.mesh().peers(),
                 "peer keys are kept in one (lower) case");
         assertEquals(new Listen("0.0.0.0", 7946), c.mesh().bindAddr());
+        assertTrue(c.mesh().acceptAnyPeer());
     }
 
     @Test
@@ -143,7 +145,11 @@ class ConfigLoaderTest {
         assertTrue(error("upstreams: []\n").contains("upstreams: at least one"));
         assertTrue(error("upstreams:\n  - url: http://a\nserver:\n  listen: nowhere\n").contains("server.listen"));
         assertTrue(error("upstreams:\n  - url: http://a\ncache:\n  latency_alpha: 2\n").contains("cache.latency_alpha"));
-        assertTrue(error("upstreams:\n  - url: http://a\nmesh:\n  enabled: true\n").contains("mesh.enabled"));
+        assertTrue(error("upstreams:\n  - url: http://a\nmesh:\n  peers: [{addr: nowhere, public_key: \"" + "0".repeat(64) + "\"}]\n")
+                .contains("mesh.peers[0].addr"));
+        assertTrue(error("upstreams:\n  - url: http://a\nmesh:\n  peers: [{addr: \"h:1\", public_key: abc}]\n")
+                .contains("mesh.peers[0].public_key"));
+        assertTrue(error("upstreams:\n  - url: http://a\ndiscovery:\n  enabled: true\n").contains("discovery.enabled"));
         assertTrue(error("upstreams:\n  - url: http://user:pw@a\n").contains("credentials"));
     }
 
