@@ -195,11 +195,11 @@ let
         };
       };
 
-      mesh = section "The `mesh` section (the gossip mesh is not available in this version of ncro)." {
+      mesh = section "The `mesh` section: share verified routes with other ncro nodes over signed UDP gossip." {
         enabled = mkOption {
           type = types.bool;
           default = false;
-          description = "Gossip routes with peers. This version of ncro refuses to start with it.";
+          description = "Gossip routes with the nodes in `mesh.peers` (ed25519-signed UDP; see docs/mesh.md).";
         };
         bind_addr = mkOption {
           type = types.str;
@@ -315,7 +315,8 @@ in
     ];
 
     warnings =
-      lib.optional meshEnabled "services.ncro.settings.mesh.enabled: this version of ncro refuses to start with the gossip mesh enabled."
+      lib.optional (meshEnabled && (cfg.settings.mesh.private_key or "") == "")
+        "services.ncro.settings.mesh.private_key is empty: the node gets a new key at every start, so its peers cannot list it; set it to a file in the state directory, e.g. /var/lib/ncro/mesh.key (created if missing)."
       ++ lib.optional (cfg.settings.discovery.enabled or false) "services.ncro.settings.discovery.enabled: this version of ncro refuses to start with mDNS discovery enabled."
       ++ lib.optional (!lib.hasPrefix "/" cfg.settings.cache.db_path) "services.ncro.settings.cache.db_path = \"${cfg.settings.cache.db_path}\" is relative: ncro resolves it in the read-only Jetty base and keeps routes in memory only. Give an absolute path."
       ++ lib.concatMap (

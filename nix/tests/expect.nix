@@ -112,7 +112,7 @@ let
     (expect "netrc credential" full.serviceConfig.LoadCredential [ "netrc:/etc/nix/netrc" ])
     (expect "environment option" full.environment.NCRO_LOG_LEVEL "debug")
     (expect "JVM options, % escaped" (lib.hasInfix ''"-Xmx512m" "-Dx=100%%" "-jar"'' full.serviceConfig.ExecStart) true)
-    (expect "mesh warning" (builtins.length full.warnings) 1)
+    (expect "mesh ephemeral-key warning" (builtins.length full.warnings) 1)
 
     (expect "loopback firewall" loopback.firewall {
       tcp = [ ];
