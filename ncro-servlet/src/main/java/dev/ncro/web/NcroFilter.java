@@ -147,7 +147,7 @@ public final class NcroFilter extends HttpFilter {
         response.setHeader("Cache-Control", "no-store");
         response.setHeader("Content-Security-Policy", StatusPage.CSP);
         response.setHeader("X-Content-Type-Options", "nosniff");
-        SmallResponse.send(request.startAsync(), 200, StatusPage.CONTENT_TYPE, StatusPage.render(ncro.status()), head);
+        SmallResponse.send(AccessLog.startAsync(request), 200, StatusPage.CONTENT_TYPE, StatusPage.render(ncro.status()), head);
     }
 
     /** A short plain-text answer; every small answer goes out through {@link SmallResponse}. */

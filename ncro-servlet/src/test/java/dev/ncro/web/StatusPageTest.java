@@ -66,6 +66,27 @@ class StatusPageTest {
     }
 
     @Test
+    void aRequestForThePage_writesItsAccessLine_likeEveryOtherAnswer() throws Exception {
+        busy = new BusyNcro(dir);
+        var appender = (org.eclipse.jetty.logging.StdErrAppender) ((org.eclipse.jetty.logging.JettyLogger) AccessLog.LOG).getAppender();
+        var captured = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream previous = appender.getStream();
+        appender.setStream(new java.io.PrintStream(captured, true, StandardCharsets.UTF_8));
+        try {
+            assertEquals(200, busy.ncro.get("/").statusCode());
+            long deadline = System.nanoTime() + 5_000_000_000L;
+            // the line is written when the response completes, which may follow the client's read
+            while (!captured.toString(StandardCharsets.UTF_8).contains(" GET / 200 ") && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+        } finally {
+            appender.setStream(previous);
+        }
+        String log = captured.toString(StandardCharsets.UTF_8);
+        assertTrue(log.contains(" http GET / 200 "), "an access line for / in: " + log);
+    }
+
+    @Test
     void otherMethods_are405_andOtherPathsNearby_are404() throws Exception {
         busy = new BusyNcro(dir);
 
