@@ -16,7 +16,8 @@ import javax.jmdns.ServiceInfo;
 /**
  * A binary cache on the LAN, as {@code nix-serve} with an Avahi service file would be: a
  * {@link FakeCache} on every address at {@code args[0]}, announced over mDNS as
- * {@code _nix-serve._tcp.local.} from the first non-loopback IPv4 interface. Serves the
+ * {@code _nix-serve._tcp.local.} from the first non-loopback IPv4 interface, and beside it
+ * "other ncro" at {@code args[0] + 1}, announced as ncro announces itself. Serves the
  * Nix-signed fixtures of the trust tests ({@code args[1..]}: hashes whose Sig lines are
  * stripped). Run inside a network namespace by {@link DiscoveryNetnsTest}; prints
  * {@code ADVERTISED} once announced, withdraws the announcement (mDNS goodbye) on the stdin
@@ -31,10 +32,14 @@ public final class AdvertisedCache {
         int port = Integer.parseInt(args[0]);
         java.util.Set<String> unsigned = java.util.Arrays.stream(args).skip(1).collect(java.util.stream.Collectors.toSet());
         FakeCache cache = FakeCache.startOn("0.0.0.0", port);
+        // another ncro, as ncro announces itself (ncro=1): it holds the same narinfos, but must
+        // never become an upstream
+        FakeCache otherNcro = FakeCache.startOn("0.0.0.0", port + 1);
         for (String hash : new String[] {TOP, MID, LEAF}) {
             String text = fixture(hash + ".narinfo");
             if (unsigned.contains(hash)) text = text.replaceAll("(?m)^Sig: .*\\n", "");
             cache.put("/" + hash + ".narinfo", text);
+            otherNcro.put("/" + hash + ".narinfo", fixture(hash + ".narinfo"));
         }
         InetAddress address = null;
         for (NetworkInterface ni : Collections.list(NetworkInterface.getNetworkInterfaces())) {
@@ -44,6 +49,8 @@ public final class AdvertisedCache {
         if (address == null) throw new IllegalStateException("no non-loopback IPv4 interface");
         JmDNS jmdns = JmDNS.create(address, "lan-cache");
         jmdns.registerService(ServiceInfo.create("_nix-serve._tcp.local.", "lan cache", port, 0, 0, Map.of("path", "/")));
+        jmdns.registerService(ServiceInfo.create("_nix-serve._tcp.local.", "other ncro", port + 1, 0, 0,
+                Map.of("ncro", "1", "mesh_port", "7946", "mesh_key", "ab".repeat(32))));
         System.out.println("ADVERTISED " + address.getHostAddress() + ":" + port);
         System.out.flush();
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
@@ -56,6 +63,7 @@ public final class AdvertisedCache {
         }
         jmdns.close();
         cache.close();
+        otherNcro.close();
         System.exit(0);
     }
 

@@ -29,7 +29,8 @@ import org.junit.jupiter.api.io.TempDir;
  * AdvertisedCache}, JmDNS); in the second, the assembled distribution runs with
  * {@code discovery.enabled} and a configured upstream that is down. ncro finds the cache,
  * serves its signed narinfo, refuses its unsigned one (discovery.public_keys), and stops
- * using it once the cache withdraws its announcement.
+ * using it once the cache withdraws its announcement; it advertises itself, never adds
+ * itself, and never makes another ncro (announced with {@code ncro=1}) an upstream.
  *
  * <p>Needs root and {@code ip netns}; skipped otherwise, a failure under NCRO_REQUIRE_NIX=1
  * (CI, which runs as root).
@@ -78,10 +79,15 @@ class DiscoveryNetnsTest {
             assertTrue(ncro.awaitLog("mDNS: discovered cache lan cache", Duration.ofSeconds(30)),
                     () -> "ncro did not discover the cache:\n" + ncro.log() + "\n--- cache ---\n" + advertiserLog);
 
+            assertTrue(ncro.awaitLog("mDNS: advertised _nix-serve._tcp.local.", Duration.ofSeconds(30)),
+                    () -> "ncro did not advertise itself:\n" + ncro.log());
+
             Fetch top = fetch(ncro, AdvertisedCache.TOP + ".narinfo");
             assertEquals(200, top.status(), () -> top + "\n" + ncro.log());
             assertTrue(top.body().contains("StorePath: /nix/store/" + AdvertisedCache.TOP), top.body());
-            assertTrue(fetch(ncro, "health").body().contains("http://10.213."), "the discovered cache is a /health row");
+            String health = fetch(ncro, "health").body();
+            assertTrue(health.contains(":" + CACHE_PORT + "\""), () -> "the discovered cache is a /health row: " + health);
+            assertTrue(!health.contains(":" + (CACHE_PORT + 1) + "\""), () -> "another ncro is not an upstream: " + health + "\n" + ncro.log());
 
             Fetch unsigned = fetch(ncro, AdvertisedCache.MID + ".narinfo");
             assertTrue(unsigned.status() != 200, () -> "an unsigned narinfo from a discovered cache was served: " + unsigned);
@@ -96,6 +102,10 @@ class DiscoveryNetnsTest {
                 assertTrue(leaf.status() != 200, () -> "a withdrawn cache was still used: " + leaf);
                 assertTrue(!fetch(ncro, "health").body().contains("http://10.213."), "and its /health row is gone");
             }
+            String log = ncro.log();
+            assertTrue(!log.contains("discovered cache other ncro"),
+                    () -> "another ncro (ncro=1) was made an upstream:\n" + log);
+            assertTrue(!log.contains("discovered cache ncro-"), () -> "ncro discovered itself:\n" + log);
         }
     }
 

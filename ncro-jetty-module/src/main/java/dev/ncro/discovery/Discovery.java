@@ -32,7 +32,9 @@ import org.slf4j.LoggerFactory;
  * {@code _nix-serve._tcp.local.}, the type binary caches announce) on every up, multicast
  * capable, non-loopback IPv4 interface, and hands each resolved cache to the {@link Registry}
  * as {@code http://<address>:<port>}; when the service goes away (goodbye packet or expired
- * record) the registry is told to drop it. With {@code discovery.advertise} it also announces
+ * record) the registry is told to drop it. A service announcing {@code ncro=1} is another
+ * ncro: never an upstream, but offered to the mesh as a peer ({@code mesh_key},
+ * {@code mesh_port}), which takes it only as {@code mesh.accept_any_peer} allows. With {@code discovery.advertise} it also announces
  * this node under the same type: its HTTP port, and with the mesh on its mesh port and public
  * key as TXT records ({@code ncro=1}, {@code mesh_port}, {@code mesh_key}).
  *
@@ -54,30 +56,46 @@ public final class Discovery extends AbstractLifeCycle {
         Upstream found(URI base);
 
         void lost(Upstream upstream);
+
+        /** Another ncro announcing its mesh socket ({@code addr} is host:port) and key. */
+        void peer(String publicKeyHex, String addr);
+
+        void peerGone(String publicKeyHex);
     }
 
     /** What this node announces; the ports are known only once the server has bound them. */
     public record Advert(int httpPort, int meshPort, String meshKeyHex) {}
 
+    /** How long a resolved service without a TXT record waits for one before it counts as a plain cache. */
+    static final java.time.Duration TXT_WAIT = java.time.Duration.ofSeconds(1);
+
     private final NcroConfig.Discovery config;
     private final Registry registry;
     private final Executor executor;
+    private final org.eclipse.jetty.util.thread.Scheduler timer;
     private final String instanceName;
     private final List<JmDNS> responders = new ArrayList<>();
     /** Discovered services by qualified name: those that became upstreams. */
     private final Map<String, Upstream> found = new ConcurrentHashMap<>();
+    /** Resolved services whose TXT record has not arrived yet, by qualified name. */
+    private final Map<String, ServiceInfo> pending = new ConcurrentHashMap<>();
+    /** Discovered ncros by qualified name: their mesh keys. */
+    private final Map<String, String> meshKeys = new ConcurrentHashMap<>();
     private final Set<InetAddress> ownAddresses = Collections.newSetFromMap(new ConcurrentHashMap<>());
     private volatile int ownHttpPort = -1;
     private volatile Supplier<Advert> advert;
 
     /**
      * @param executor where resolved and removed services are handled
+     * @param timer fires the wait for a late TXT record (and hands the work to {@code executor})
      * @param instanceName this node's mDNS instance name (unique on the LAN: a random suffix)
      */
-    public Discovery(NcroConfig.Discovery config, Registry registry, Executor executor, String instanceName) {
+    public Discovery(NcroConfig.Discovery config, Registry registry, Executor executor,
+            org.eclipse.jetty.util.thread.Scheduler timer, String instanceName) {
         this.config = config;
         this.registry = registry;
         this.executor = executor;
+        this.timer = timer;
         this.instanceName = instanceName;
     }
 
@@ -109,6 +127,8 @@ public final class Discovery extends AbstractLifeCycle {
         List<JmDNS> closing = new ArrayList<>(responders);
         responders.clear();
         found.clear();
+        meshKeys.clear();
+        pending.clear();
         // goodbyes are sent by close(), which waits on them: off the stopping thread
         background("ncro-mdns-close", () -> closing.forEach(j -> {
             try {
@@ -166,13 +186,7 @@ public final class Discovery extends AbstractLifeCycle {
         @Override
         public void serviceRemoved(ServiceEvent event) {
             String name = event.getInfo().getQualifiedName();
-            executor.execute(() -> {
-                Upstream gone = found.remove(name);
-                if (gone != null) {
-                    LOG.warn("mDNS: discovered cache {} ({}) went away: no longer used", event.getName(), gone);
-                    registry.lost(gone);
-                }
-            });
+            executor.execute(() -> gone(name, event.getName()));
         }
 
         @Override
@@ -182,10 +196,34 @@ public final class Discovery extends AbstractLifeCycle {
         }
     }
 
+    /**
+     * JmDNS reports a service resolved as soon as it has its address and port, often before
+     * its TXT record: a service whose TXT is still empty is decided {@link #TXT_WAIT} later
+     * (or at once when its TXT arrives), so that another ncro ({@code ncro=1}) is never taken
+     * for a plain cache.
+     */
     private void resolved(ServiceInfo info) {
         if (!isRunning()) return;
         String name = info.getQualifiedName();
-        if (found.containsKey(name)) return;
+        byte[] txt = info.getTextBytes();
+        if (txt == null || txt.length <= 1) {
+            if (pending.putIfAbsent(name, info) == null) {
+                timer.schedule(() -> executor.execute(() -> {
+                    ServiceInfo waited = pending.remove(name);
+                    if (waited != null) decide(waited);
+                }), TXT_WAIT.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+            }
+            return;
+        }
+        pending.remove(name);
+        decide(info);
+    }
+
+    /** Short and without I/O: the registry only swaps its snapshot and schedules a probe. */
+    private synchronized void decide(ServiceInfo info) {
+        if (!isRunning()) return;
+        String name = info.getQualifiedName();
+        if (found.containsKey(name) || meshKeys.containsKey(name)) return;
         InetAddress address = pick(info);
         if (address == null || info.getPort() <= 0) return;
         if (info.getName().equals(instanceName)
@@ -195,12 +233,33 @@ public final class Discovery extends AbstractLifeCycle {
         }
         String host = address instanceof Inet6Address ? "[" + address.getHostAddress().replaceAll("%.*", "") + "]"
                 : address.getHostAddress();
+        if ("1".equals(info.getPropertyString("ncro"))) {
+            // another ncro: not an upstream (two ncros asking each other for what neither has
+            // would wait on each other's races until the deadline); a mesh peer, if trusted
+            String key = info.getPropertyString("mesh_key");
+            String meshPort = info.getPropertyString("mesh_port");
+            if (key != null && meshPort != null && meshPort.matches("[0-9]{1,5}") && meshKeys.putIfAbsent(name, key) == null) {
+                registry.peer(key, host + ":" + meshPort);
+            }
+            return;
+        }
         URI base = URI.create("http://" + host + ":" + info.getPort());
         Upstream upstream = registry.found(base);
         if (upstream != null) {
             found.put(name, upstream);
             LOG.info("mDNS: discovered cache {} at {}: upstream at priority {} (narinfos must be signed by discovery.public_keys)",
                     info.getName(), base, upstream.priority());
+        }
+    }
+
+    private synchronized void gone(String name, String shown) {
+        pending.remove(name);
+        String key = meshKeys.remove(name);
+        if (key != null) registry.peerGone(key);
+        Upstream gone = found.remove(name);
+        if (gone != null) {
+            LOG.warn("mDNS: discovered cache {} ({}) went away: no longer used", shown, gone);
+            registry.lost(gone);
         }
     }
 

@@ -117,7 +117,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         addBean(probes, true);
         if (mesh != null) addBean(mesh, true);
         this.discovery = config.discovery().enabled() ? new Discovery(config.discovery(), new Discovered(), executor,
-                "ncro-" + java.util.HexFormat.of().toHexDigits(new java.security.SecureRandom().nextInt())) : null;
+                scheduler, "ncro-" + java.util.HexFormat.of().toHexDigits(new java.security.SecureRandom().nextInt())) : null;
         if (discovery != null) addBean(discovery, true); // last: it adds upstreams to the running parts
         upstreams.all().forEach(u -> addBean(upstreams.health(u), false)); // JMX, when Jetty's jmx module is on
         metrics.registerCallbacks(routes::size, () -> {
@@ -170,6 +170,16 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         @Override
         public void lost(Upstream upstream) {
             if (upstreams.removeDiscovered(upstream)) probes.remove(upstream);
+        }
+
+        @Override
+        public void peer(String publicKeyHex, String addr) {
+            if (mesh != null) mesh.discovered(publicKeyHex, addr);
+        }
+
+        @Override
+        public void peerGone(String publicKeyHex) {
+            if (mesh != null) mesh.undiscovered(publicKeyHex);
         }
     }
 
