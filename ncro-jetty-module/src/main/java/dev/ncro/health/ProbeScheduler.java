@@ -165,6 +165,10 @@ public final class ProbeScheduler extends AbstractLifeCycle {
         }
         CompletableFuture<Void> notify = owed;
         Scheduler.Task previous = scheduled.put(t.upstream(), timer.schedule(() -> executor.execute(() -> {
+            if (schedules.get(t.upstream()) != s) { // removed while due
+                if (notify != null) notify.complete(null);
+                return;
+            }
             synchronized (s) {
                 if (s.generation != generation) return; // superseded: the newer one completes what is owed
                 if (s.probing) {
