@@ -140,12 +140,30 @@ class DiscoveryNetnsTest {
         return new Fetch(Integer.parseInt(out.substring(nl + 1).trim()), out.substring(0, Math.max(nl, 0)));
     }
 
-    private static boolean awaitLine(BufferedReader in, String prefix, StringBuilder log) throws IOException {
-        for (String line; (line = in.readLine()) != null; ) {
-            log.append(line).append('\n');
-            if (line.startsWith(prefix)) return true;
+    /** Reads the advertiser's output until a line starts with {@code prefix}; false at its end or after 60 s. */
+    private static boolean awaitLine(BufferedReader in, String prefix, StringBuilder log) throws Exception {
+        java.util.concurrent.CompletableFuture<Boolean> seen = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+            try {
+                for (String line; (line = in.readLine()) != null; ) {
+                    synchronized (log) {
+                        log.append(line).append('\n');
+                    }
+                    if (line.startsWith(prefix)) return true;
+                }
+            } catch (IOException e) {
+                // the process ended
+            }
+            return false;
+        }, r -> {
+            Thread t = new Thread(r, "advertiser-output");
+            t.setDaemon(true);
+            t.start();
+        });
+        try {
+            return seen.get(60, TimeUnit.SECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            return false;
         }
-        return false;
     }
 
     private static String fixture(String name) throws Exception {
