@@ -317,7 +317,7 @@ in
     warnings =
       lib.optional (meshEnabled && (cfg.settings.mesh.private_key or "") == "")
         "services.ncro.settings.mesh.private_key is empty: the node gets a new key at every start, so its peers cannot list it; set it to a file in the state directory, e.g. /var/lib/ncro/mesh.key (created if missing)."
-      ++ lib.optional (cfg.settings.discovery.enabled or false) "services.ncro.settings.discovery.enabled: this version of ncro refuses to start with mDNS discovery enabled."
+      ++ lib.optional ((cfg.settings.discovery.enabled or false) && (cfg.settings.discovery.public_keys or [ ]) == [ ]) "services.ncro.settings.discovery.enabled needs services.ncro.settings.discovery.public_keys: ncro refuses to start without a key that discovered caches' narinfos must be signed by."
       ++ lib.optional (!lib.hasPrefix "/" cfg.settings.cache.db_path) "services.ncro.settings.cache.db_path = \"${cfg.settings.cache.db_path}\" is relative: ncro resolves it in the read-only Jetty base and keeps routes in memory only. Give an absolute path."
       ++ lib.concatMap (
         u:

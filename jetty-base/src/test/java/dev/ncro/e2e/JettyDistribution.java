@@ -7,6 +7,7 @@ import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -29,8 +30,18 @@ final class JettyDistribution implements AutoCloseable {
     private final CountDownLatch started = new CountDownLatch(1);
 
     private JettyDistribution(Path base, Map<String, String> env, String... properties) throws IOException {
+        this(List.of(), base, env, properties);
+    }
+
+    /** @param prefix run start.jar under this command, such as {@code ip netns exec NAME} */
+    private JettyDistribution(List<String> prefix, Path base, Map<String, String> env, String... properties) throws IOException {
         port = freePort();
         ProcessBuilder pb = startJar(base, properties).redirectErrorStream(true);
+        if (!prefix.isEmpty()) {
+            List<String> command = new ArrayList<>(prefix);
+            command.addAll(pb.command());
+            pb.command(command);
+        }
         pb.environment().putAll(env);
         pb.environment().put("NCRO_LISTEN", "127.0.0.1:" + port);
         process = pb.start();
@@ -82,6 +93,31 @@ final class JettyDistribution implements AutoCloseable {
             throw new IllegalStateException("Jetty did not start:\n" + out);
         }
         return jetty;
+    }
+
+    /**
+     * Starts the assembled base inside network namespace {@code netns} (as root); NCRO_LISTEN
+     * is that namespace's 127.0.0.1 on a port free in this one (a fresh namespace has none taken).
+     */
+    static JettyDistribution startInNamespace(String netns, Map<String, String> env) throws Exception {
+        requireAssembled();
+        JettyDistribution jetty = new JettyDistribution(List.of("ip", "netns", "exec", netns), BASE, env);
+        if (!jetty.started.await(120, TimeUnit.SECONDS) || !jetty.process.isAlive()) {
+            String out = jetty.log();
+            jetty.close();
+            throw new IllegalStateException("Jetty did not start in " + netns + ":\n" + out);
+        }
+        return jetty;
+    }
+
+    /** Waits until a log line contains {@code text}; false after {@code max}. */
+    boolean awaitLog(String text, Duration max) throws InterruptedException {
+        long end = System.nanoTime() + max.toNanos();
+        while (System.nanoTime() < end) {
+            if (log().contains(text)) return true;
+            Thread.sleep(100);
+        }
+        return log().contains(text);
     }
 
     /** How a start that was expected to end on its own ended. */

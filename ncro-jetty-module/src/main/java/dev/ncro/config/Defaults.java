@@ -77,6 +77,7 @@ public final class Defaults {
     public static final String DISCOVERY_SERVICE = "_nix-serve._tcp";
     public static final String DISCOVERY_DOMAIN = "local";
     public static final int DISCOVERY_PRIORITY = 20;
+    public static final boolean DISCOVERY_ADVERTISE = true;
 
     public static final String MESH_BIND_ADDR = "0.0.0.0:7946";
     public static final Duration GOSSIP_INTERVAL = Duration.ofSeconds(30);

@@ -78,7 +78,22 @@ public record NcroConfig(Server server, List<Upstream> upstreams, Cache cache, H
 
     public record Logging(String level, String format) {}
 
-    public record Discovery(boolean enabled, String service, String domain, int priority) {}
+    /**
+     * @param service the mDNS service type browsed and advertised, like {@code _nix-serve._tcp}
+     * @param publicKeys a discovered cache's narinfos are served only when signed by one of these
+     * @param advertise announce this node's HTTP port (and mesh port and key) under {@code service}
+     */
+    public record Discovery(boolean enabled, String service, String domain, int priority,
+            List<dev.ncro.trust.PublicKey> publicKeys, boolean advertise) {
+        public Discovery {
+            publicKeys = List.copyOf(publicKeys);
+        }
+
+        /** The fully qualified type JmDNS expects: {@code _nix-serve._tcp.local.} */
+        public String type() {
+            return service + "." + domain + ".";
+        }
+    }
 
     /**
      * @param privateKey path of the node's ed25519 seed file (created, mode 0600, if missing);

@@ -99,6 +99,8 @@ final class RawConfig {
         private String service = Defaults.DISCOVERY_SERVICE;
         private String domain = Defaults.DISCOVERY_DOMAIN;
         private int priority = Defaults.DISCOVERY_PRIORITY;
+        private List<String> publicKeys = new ArrayList<>();
+        private boolean advertise = Defaults.DISCOVERY_ADVERTISE;
     }
 
     static final class Mesh {
@@ -279,9 +281,23 @@ final class RawConfig {
     }
 
     private NcroConfig.Discovery sealDiscovery(Problems problems) {
-        if (discovery.enabled) problems.add("discovery.enabled", "mDNS discovery is not available in this version of ncro");
         if (discovery.priority < 0) problems.add("discovery.priority", "must be 0 or more, got " + discovery.priority);
-        return new NcroConfig.Discovery(discovery.enabled, discovery.service, discovery.domain, discovery.priority);
+        List<PublicKey> keys = new ArrayList<>();
+        List<String> texts = discovery.publicKeys == null ? List.of() : discovery.publicKeys;
+        for (int k = 0; k < texts.size(); k++) {
+            String text = texts.get(k);
+            keys.add(parse(problems, "discovery.public_keys[" + k + "]", () -> PublicKey.parse(text)));
+        }
+        // anyone on the LAN can announce a cache: only narinfos signed by a key named here are served from it
+        if (discovery.enabled && texts.isEmpty()) {
+            problems.add("discovery.public_keys", "must name at least one key when discovery is enabled:"
+                    + " a discovered cache's narinfos are served only when signed by one of them");
+        }
+        if (discovery.service == null || !discovery.service.matches("_[A-Za-z0-9-]+\\._(tcp|udp)")) {
+            problems.add("discovery.service", "must be an mDNS service type like _nix-serve._tcp, got " + discovery.service);
+        }
+        return new NcroConfig.Discovery(discovery.enabled, discovery.service, discovery.domain, discovery.priority,
+                List.copyOf(keys.stream().filter(java.util.Objects::nonNull).toList()), discovery.advertise);
     }
 
     private NcroConfig.Mesh sealMesh(Problems problems) {

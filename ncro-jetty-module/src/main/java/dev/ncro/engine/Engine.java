@@ -8,6 +8,7 @@ import dev.ncro.api.NarinfoAnswer;
 import dev.ncro.api.NcroService;
 import dev.ncro.api.Status;
 import dev.ncro.config.NcroConfig;
+import dev.ncro.discovery.Discovery;
 import dev.ncro.health.HealthReport;
 import dev.ncro.health.LatencyHistory;
 import dev.ncro.health.ProbeScheduler;
@@ -67,9 +68,11 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     private final NarRouting narRouting;
     private final InstantSource clock;
     /** Each upstream's latency after its last probes, for the status page; by display name. */
-    private final Map<String, LatencyHistory> latencyHistory = new LinkedHashMap<>();
+    private final Map<String, LatencyHistory> latencyHistory = new java.util.concurrent.ConcurrentHashMap<>();
     /** Null unless mesh.enabled. */
     private final MeshNode mesh;
+    /** Null unless discovery.enabled. */
+    private final Discovery discovery;
 
     public Engine(NcroConfig config) {
         this(config, Path.of(config.cache().dbPath()), InstantSource.system());
@@ -113,6 +116,9 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         addBean(client, true);
         addBean(probes, true);
         if (mesh != null) addBean(mesh, true);
+        this.discovery = config.discovery().enabled() ? new Discovery(config.discovery(), new Discovered(), executor,
+                scheduler, "ncro-" + java.util.HexFormat.of().toHexDigits(new java.security.SecureRandom().nextInt())) : null;
+        if (discovery != null) addBean(discovery, true); // last: it adds upstreams to the running parts
         upstreams.all().forEach(u -> addBean(upstreams.health(u), false)); // JMX, when Jetty's jmx module is on
         metrics.registerCallbacks(routes::size, () -> {
             Map<String, Double> states = new LinkedHashMap<>();
@@ -145,6 +151,54 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         LatencyHistory history = latencyHistory.get(health.upstream());
         if (history != null) history.record(snapshot);
         routes.saveHealth(snapshot);
+    }
+
+    /**
+     * Discovered caches join and leave the upstreams at run time: a removed one is never
+     * chosen again, and its routes read as unknown (the next request races again).
+     */
+    private final class Discovered implements Discovery.Registry {
+        @Override
+        public Upstream found(java.net.URI base) {
+            Upstream upstream = upstreams.addDiscovered(base);
+            if (upstream == null) return null;
+            latencyHistory.putIfAbsent(upstream.name(), new LatencyHistory());
+            probes.add(upstreams.probeTarget(upstream));
+            return upstream;
+        }
+
+        @Override
+        public void lost(Upstream upstream) {
+            if (upstreams.removeDiscovered(upstream)) probes.remove(upstream);
+        }
+
+        @Override
+        public void peer(String publicKeyHex, String addr) {
+            if (mesh != null) mesh.discovered(publicKeyHex, addr);
+        }
+
+        @Override
+        public void peerGone(String publicKeyHex) {
+            if (mesh != null) mesh.undiscovered(publicKeyHex);
+        }
+    }
+
+    /**
+     * With {@code discovery.advertise}: announces this node on mDNS once the server has bound
+     * {@code httpPort} (and the mesh its port).
+     */
+    public void advertise(java.util.function.IntSupplier httpPort) {
+        if (discovery == null) return;
+        discovery.advertise(() -> {
+            int meshPort = mesh != null && mesh.localAddress() instanceof java.net.InetSocketAddress a ? a.getPort() : 0;
+            String meshKey = mesh != null && mesh.key() != null ? mesh.key().publicKeyHex() : null;
+            return new Discovery.Advert(httpPort.getAsInt(), meshPort, meshKey);
+        });
+    }
+
+    /** The discovery bean, or null when {@code discovery.enabled} is off. */
+    public Discovery discovery() {
+        return discovery;
     }
 
     /** Traffic saw this upstream fail: have it probed soon. */
@@ -250,7 +304,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         Map<String, Long> wins = metrics.raceWinsByUpstream();
         List<Status.Upstream> shown = rows.stream().map(row -> {
             UpstreamHealth.Snapshot h = row.health();
-            List<Status.LatencySample> latency = latencyHistory.get(row.name()).samples().stream()
+            List<Status.LatencySample> latency = latencyHistory.computeIfAbsent(row.name(), n -> new LatencyHistory()).samples().stream()
                     .map(s -> new Status.LatencySample(Instant.ofEpochMilli(s.atMillis()), s.emaMs(), s.ok())).toList();
             return new Status.Upstream(row.name(), row.priority(), h.state().label(), h.emaMs(),
                     wins.getOrDefault(row.name(), 0L), h.consecutiveFailures(),

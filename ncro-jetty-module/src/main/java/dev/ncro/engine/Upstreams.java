@@ -26,9 +26,13 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The configured upstreams and what ncro knows of each: its tier, health, trusted keys,
- * path filters, whether ncro logs in to it, and its two load limits (narinfo requests in
- * flight, NAR streams). Fixed at construction; the health records change, nothing else.
+ * The upstreams and what ncro knows of each: its tier, health, trusted keys, path filters,
+ * whether ncro logs in to it, and its two load limits (narinfo requests in flight, NAR
+ * streams). The configured ones are fixed; discovered ones ({@code discovery.enabled}) come
+ * and go at run time. Readers see one immutable {@link Snapshot} (copy-on-write): a race
+ * takes its tiers once, an upstream removed after that is never chosen again, and work
+ * already under way with it keeps finding its health and limits (a removed upstream's entry
+ * is kept, and revived should the same URL be discovered again).
  */
 final class Upstreams {
     private static final Logger LOG = LoggerFactory.getLogger(Upstreams.class);
@@ -37,34 +41,86 @@ final class Upstreams {
     private record Entry(UpstreamHealth health, List<PublicKey> keys, List<Filters.Rule> filters,
             AsyncLimiter lookups, AsyncLimiter streams) {}
 
-    private final List<Upstream> inConfigOrder;
-    private final List<List<Upstream>> tiers;
-    private final Map<String, Upstream> byBase = new LinkedHashMap<>();
-    private final Map<Upstream, Entry> entries = new LinkedHashMap<>();
+    /** Who is in, and in which tier; replaced whole on every change. */
+    private record Snapshot(List<Upstream> inOrder, List<List<Upstream>> tiers, Map<String, Upstream> byBase) {
+        static Snapshot of(List<Upstream> inOrder) {
+            TreeMap<Integer, List<Upstream>> byPriority = new TreeMap<>();
+            Map<String, Upstream> byBase = new LinkedHashMap<>();
+            for (Upstream u : inOrder) {
+                byPriority.computeIfAbsent(u.priority(), p -> new ArrayList<>()).add(u);
+                byBase.put(u.base().toString(), u);
+            }
+            return new Snapshot(List.copyOf(inOrder), byPriority.values().stream().map(List::copyOf).toList(),
+                    java.util.Collections.unmodifiableMap(byBase));
+        }
+    }
+
+    private final NcroConfig config;
+    private final InstantSource clock;
+    private final Executor executor;
+    private volatile Snapshot snapshot;
+    private final Map<Upstream, Entry> entries = new java.util.concurrent.ConcurrentHashMap<>();
+    /** Discovered upstreams ever added, by base URL: a returning cache gets its old record back. */
+    private final Map<String, Upstream> discovered = new LinkedHashMap<>();
     private final Set<Upstream> withLogin = new HashSet<>();
 
     /** @param executor where a queued request starts once a slot frees */
     Upstreams(NcroConfig config, InstantSource clock, Executor executor) {
-        NcroConfig.MassQuery mq = config.cache().massQuery();
-        TreeMap<Integer, List<Upstream>> byPriority = new TreeMap<>();
+        this.config = config;
+        this.clock = clock;
+        this.executor = executor;
         List<Upstream> all = new ArrayList<>();
         for (int i = 0; i < config.upstreams().size(); i++) {
             NcroConfig.Upstream u = config.upstreams().get(i);
             Upstream upstream = new Upstream(u.url(), u.priority(), i, u.timeout().connect(),
                     u.timeout().response().orElse(null), u.timeout().firstByte(), u.redirectHosts());
             all.add(upstream);
-            byPriority.computeIfAbsent(upstream.priority(), p -> new ArrayList<>()).add(upstream);
-            byBase.put(upstream.base().toString(), upstream);
             List<PublicKey> keys = u.keys();
             if (keys.isEmpty()) {
                 LOG.warn("upstream {} has no public_key: its narinfos are served without a signature check", upstream);
             }
-            entries.put(upstream, new Entry(new UpstreamHealth(upstream.name(), config.cache().latencyAlpha(), clock),
-                    keys, u.filters(), new AsyncLimiter(mq.perUpstreamMaxInflight(), executor),
-                    new AsyncLimiter(mq.perUpstreamMaxStreams(), executor)));
+            entries.put(upstream, entry(upstream, keys, u.filters()));
         }
-        this.inConfigOrder = List.copyOf(all);
-        this.tiers = byPriority.values().stream().map(List::copyOf).toList();
+        this.snapshot = Snapshot.of(all);
+    }
+
+    private Entry entry(Upstream upstream, List<PublicKey> keys, List<Filters.Rule> filters) {
+        NcroConfig.MassQuery mq = config.cache().massQuery();
+        return new Entry(new UpstreamHealth(upstream.name(), config.cache().latencyAlpha(), clock), keys, filters,
+                new AsyncLimiter(mq.perUpstreamMaxInflight(), executor), new AsyncLimiter(mq.perUpstreamMaxStreams(), executor));
+    }
+
+    /**
+     * Adds a discovered cache at {@code discovery.priority}, trusting only narinfos signed by
+     * {@code discovery.public_keys}.
+     *
+     * @return the upstream, or null when this URL is already in (configured or discovered)
+     */
+    synchronized Upstream addDiscovered(java.net.URI base) {
+        Snapshot now = snapshot;
+        Upstream upstream = discovered.get(new Upstream(base, 0, 0).base().toString());
+        if (upstream == null) {
+            upstream = new Upstream(base, config.discovery().priority(), config.upstreams().size() + discovered.size());
+            if (now.byBase().containsKey(upstream.base().toString())) return null;
+            discovered.put(upstream.base().toString(), upstream);
+            entries.put(upstream, entry(upstream, config.discovery().publicKeys(), List.of()));
+        } else if (now.byBase().containsKey(upstream.base().toString())) {
+            return null;
+        }
+        List<Upstream> next = new ArrayList<>(now.inOrder());
+        next.add(upstream);
+        snapshot = Snapshot.of(next);
+        return upstream;
+    }
+
+    /** Removes a discovered upstream; a configured one stays. @return whether it was in */
+    synchronized boolean removeDiscovered(Upstream upstream) {
+        Snapshot now = snapshot;
+        if (!discovered.containsValue(upstream) || !now.inOrder().contains(upstream)) return false;
+        List<Upstream> next = new ArrayList<>(now.inOrder());
+        next.remove(upstream);
+        snapshot = Snapshot.of(next);
+        return true;
     }
 
     /**
@@ -75,9 +131,9 @@ final class Upstreams {
      */
     void logIn(NcroConfig config, UpstreamClient client) {
         Netrc netrc = config.server().netrc().orElse(null);
-        for (int i = 0; i < inConfigOrder.size(); i++) {
+        for (int i = 0; i < config.upstreams().size(); i++) {
             NcroConfig.Upstream u = config.upstreams().get(i);
-            Upstream upstream = inConfigOrder.get(i);
+            Upstream upstream = all().get(i);
             if (u.username().isPresent()) {
                 client.login(upstream, u.username().get(), u.password().orElse(""));
                 withLogin.add(upstream);
@@ -95,24 +151,25 @@ final class Upstreams {
         }
     }
 
-    /** In configuration order. */
+    /** In configuration order, discovered ones last in the order they were found. */
     List<Upstream> all() {
-        return inConfigOrder;
+        return snapshot.inOrder();
     }
 
     int size() {
-        return inConfigOrder.size();
+        return snapshot.inOrder().size();
     }
 
     /** Upstreams grouped by priority, lowest number first, each in configuration order. */
     List<List<Upstream>> tiers() {
-        return tiers;
+        return snapshot.tiers();
     }
 
     /** Preference order: tiers first, then latency within a tier (see {@link Ordering}). */
     List<Upstream> preference() {
-        List<Upstream> order = new ArrayList<>(inConfigOrder.size());
-        for (List<Upstream> tier : tiers) order.addAll(byLatency(tier));
+        Snapshot now = snapshot;
+        List<Upstream> order = new ArrayList<>(now.inOrder().size());
+        for (List<Upstream> tier : now.tiers()) order.addAll(byLatency(tier));
         return order;
     }
 
@@ -122,12 +179,12 @@ final class Upstreams {
 
     /** The upstream with this base URL (as routes record it), or null. */
     Upstream byBase(String base) {
-        return byBase.get(base);
+        return snapshot.byBase().get(base);
     }
 
     /** The upstream under whose root an absolute URL lies, or null. */
     Upstream owning(String absoluteUrl) {
-        for (Upstream u : inConfigOrder) if (absoluteUrl.startsWith(u.base() + "/")) return u;
+        for (Upstream u : snapshot.inOrder()) if (absoluteUrl.startsWith(u.base() + "/")) return u;
         return null;
     }
 
@@ -136,7 +193,11 @@ final class Upstreams {
     }
 
     List<ProbeScheduler.Target> probeTargets() {
-        return inConfigOrder.stream().map(u -> new ProbeScheduler.Target(u, health(u))).toList();
+        return all().stream().map(this::probeTarget).toList();
+    }
+
+    ProbeScheduler.Target probeTarget(Upstream u) {
+        return new ProbeScheduler.Target(u, health(u));
     }
 
     boolean hasLogin(Upstream upstream) {

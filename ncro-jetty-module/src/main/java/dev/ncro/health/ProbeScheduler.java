@@ -50,9 +50,9 @@ public final class ProbeScheduler extends AbstractLifeCycle {
         }
     }
 
-    private final List<Target> targets;
     private final java.time.InstantSource clock;
-    private final Map<Upstream, Schedule> schedules = new java.util.LinkedHashMap<>();
+    /** Every target's schedule; discovered upstreams are added and removed while running. */
+    private final Map<Upstream, Schedule> schedules = new ConcurrentHashMap<>();
     private final UpstreamClient client;
     private final Duration interval;
     private final Duration timeout;
@@ -78,8 +78,7 @@ public final class ProbeScheduler extends AbstractLifeCycle {
         this.clock = clock;
         this.executor = executor;
         this.probed = probed;
-        this.targets = List.copyOf(targets);
-        for (Target t : this.targets) schedules.put(t.upstream(), new Schedule(t));
+        for (Target t : targets) schedules.put(t.upstream(), new Schedule(t));
         this.client = client;
         this.interval = interval;
         this.timeout = timeout;
@@ -94,7 +93,8 @@ public final class ProbeScheduler extends AbstractLifeCycle {
     @Override
     protected void doStart() {
         List<CompletableFuture<Void>> first = new java.util.ArrayList<>();
-        for (Target t : targets) {
+        for (Schedule s : schedules.values()) {
+            Target t = s.target;
             if (t.health().unconfirmed()) {
                 CompletableFuture<Void> done = new CompletableFuture<>();
                 first.add(done);
@@ -104,6 +104,18 @@ public final class ProbeScheduler extends AbstractLifeCycle {
             }
         }
         startProbes = CompletableFuture.allOf(first.toArray(CompletableFuture[]::new));
+    }
+
+    /** Probes a discovered upstream now, then on its own schedule like the configured ones. */
+    public void add(Target target) {
+        if (schedules.putIfAbsent(target.upstream(), new Schedule(target)) == null) schedule(target, Duration.ZERO, null);
+    }
+
+    /** Stops probing an upstream that went away; a probe under way ends and schedules nothing. */
+    public void remove(Upstream upstream) {
+        schedules.remove(upstream);
+        Scheduler.Task task = scheduled.remove(upstream);
+        if (task != null) task.cancel();
     }
 
     /** Completes when the probes made at start (of restored Degraded or Down states) have answered or failed. */
@@ -142,6 +154,7 @@ public final class ProbeScheduler extends AbstractLifeCycle {
     private void schedule(Target t, Duration delay, CompletableFuture<Void> probed) {
         if (!isRunning() && !isStarting()) return;
         Schedule s = schedules.get(t.upstream());
+        if (s == null || s.target != t) return; // removed
         long generation;
         CompletableFuture<Void> owed;
         synchronized (s) {
@@ -152,6 +165,10 @@ public final class ProbeScheduler extends AbstractLifeCycle {
         }
         CompletableFuture<Void> notify = owed;
         Scheduler.Task previous = scheduled.put(t.upstream(), timer.schedule(() -> executor.execute(() -> {
+            if (schedules.get(t.upstream()) != s) { // removed while due
+                if (notify != null) notify.complete(null);
+                return;
+            }
             synchronized (s) {
                 if (s.generation != generation) return; // superseded: the newer one completes what is owed
                 if (s.probing) {
@@ -185,7 +202,7 @@ public final class ProbeScheduler extends AbstractLifeCycle {
 
     /** Probes every upstream once, now; completes when all have answered or failed. */
     public CompletableFuture<Void> probeAll() {
-        return CompletableFuture.allOf(targets.stream().map(this::probe).toArray(CompletableFuture[]::new));
+        return CompletableFuture.allOf(schedules.values().stream().map(s -> s.target).map(this::probe).toArray(CompletableFuture[]::new));
     }
 
     /** One probe; never completes exceptionally. */

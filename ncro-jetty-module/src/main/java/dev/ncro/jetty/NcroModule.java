@@ -136,6 +136,7 @@ public class NcroModule extends ContainerLifeCycle {
                 created.upstreams().stream().map(u -> u.name() + " (priority " + u.priority() + ")").toList());
         try {
             super.doStart();
+            created.advertise(this::httpPort);
         } catch (Throwable failed) {
             // a failed start runs no doStop: withdraw the engine, or the next start adds a second
             engine = null;
@@ -161,6 +162,21 @@ public class NcroModule extends ContainerLifeCycle {
             server.removeAttribute(NcroService.ATTRIBUTE);
             removeBean(stopped);
         }
+    }
+
+    /**
+     * The port the plain HTTP connector has bound (known once the server has opened it; the
+     * advertisement asks for it then), or server.listen's port.
+     */
+    private int httpPort() {
+        for (Connector connector : server.getConnectors()) {
+            if (connector instanceof ServerConnector network && network.getConnectionFactory(SslConnectionFactory.class) == null
+                    && network.getLocalPort() > 0) {
+                return network.getLocalPort();
+            }
+        }
+        var config = loaded;
+        return config == null ? 0 : config.config().server().listen().port();
     }
 
     /** A relative {@code cache.db_path} lives in the Jetty base, not wherever Jetty was started. */

@@ -273,6 +273,37 @@ public final class MeshNode extends AbstractLifeCycle implements RouteHints {
         }
     }
 
+    /**
+     * A node that mDNS discovery found announcing its mesh port and key. Only with
+     * {@code accept_any_peer} does it become a peer this node announces to (its packets are
+     * accepted then anyway); a key in {@code mesh.peers} already is one, at its configured
+     * address; any other key is ignored.
+     *
+     * @param addr {@code host:port} of its mesh socket
+     * @return whether it was added
+     */
+    public synchronized boolean discovered(String publicKeyHex, String addr) {
+        String k = publicKeyHex.toLowerCase(java.util.Locale.ROOT);
+        NodeKey own = key;
+        if (!config.acceptAnyPeer() || !k.matches("[0-9a-f]{64}") || peers.containsKey(k)
+                || own != null && own.publicKeyHex().equals(k)) {
+            return false;
+        }
+        Peer peer = new Peer(k, addr, false);
+        Peer seen = others.remove(k);
+        if (seen != null) peer.window.copyFrom(seen.window);
+        peers.put(k, peer);
+        LOG.info("mesh: discovered peer {} at {} (accept_any_peer)", k, addr);
+        return true;
+    }
+
+    /** A discovered peer's announcement went away: this node stops announcing to it. */
+    public synchronized void undiscovered(String publicKeyHex) {
+        String k = publicKeyHex.toLowerCase(java.util.Locale.ROOT);
+        Peer p = peers.get(k);
+        if (p != null && !p.configured) peers.remove(k);
+    }
+
     // ---- receiving ----
 
     /**

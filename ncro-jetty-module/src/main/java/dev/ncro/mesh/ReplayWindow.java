@@ -29,6 +29,12 @@ final class ReplayWindow {
         return true;
     }
 
+    /** Takes over another window's record (a sender that becomes a peer keeps its history). */
+    void copyFrom(ReplayWindow other) {
+        highest = other.highest;
+        seen = other.seen;
+    }
+
     /** Would {@link #accept} take it? (Checked before a packet is accepted, recorded after.) */
     boolean fresh(long seq) {
         if (seq < 0) return false;

@@ -149,7 +149,9 @@ class ConfigLoaderTest {
                 .contains("mesh.peers[0].addr"));
         assertTrue(error("upstreams:\n  - url: http://a\nmesh:\n  peers: [{addr: \"h:1\", public_key: abc}]\n")
                 .contains("mesh.peers[0].public_key"));
-        assertTrue(error("upstreams:\n  - url: http://a\ndiscovery:\n  enabled: true\n").contains("discovery.enabled"));
+        assertTrue(error("upstreams:\n  - url: http://a\ndiscovery:\n  enabled: true\n").contains("discovery.public_keys"));
+        assertTrue(error("upstreams:\n  - url: http://a\ndiscovery:\n  public_keys: [nonsense]\n").contains("discovery.public_keys[0]"));
+        assertTrue(error("upstreams:\n  - url: http://a\ndiscovery:\n  service: nix-serve\n").contains("discovery.service"));
         assertTrue(error("upstreams:\n  - url: http://user:pw@a\n").contains("credentials"));
     }
 

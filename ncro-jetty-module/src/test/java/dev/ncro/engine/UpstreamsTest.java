@@ -1,11 +1,17 @@
 package dev.ncro.engine;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ncro.config.ConfigLoader;
 import dev.ncro.config.NcroConfig;
 import dev.ncro.testing.FakeClock;
 import dev.ncro.upstream.Upstream;
+import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -56,5 +62,41 @@ class UpstreamsTest {
         u.health(u.all().get(1)).sample(5);
 
         assertEquals(List.of("slowbutfirst", "fastbutlater"), hosts(u.preference()));
+    }
+
+    private static final String DISCOVERY = "discovery:\n  enabled: true\n  priority: 20\n"
+            + "  public_keys: [\"ncro-fixture-1:uTHtH9IV+DiKCc/GyErscsdg9YLIe1NUq4YYKBvKTxo=\"]\n";
+
+    @Test
+    void discoveredCache_joinsItsTier_andOnceRemoved_isNeverChosen_butItsRecordStays() throws Exception {
+        Upstreams u = upstreams("upstreams:\n  - url: http://configured\n    priority: 10\n" + DISCOVERY);
+        List<List<Upstream>> before = u.tiers();
+
+        Upstream lan = u.addDiscovered(URI.create("http://10.0.0.7:5000/"));
+        assertEquals(20, lan.priority());
+        assertEquals(List.of("configured", "10.0.0.7"), hosts(u.preference()));
+        assertSame(lan, u.byBase("http://10.0.0.7:5000"));
+        assertEquals(1, before.size(), "a race's tiers, taken before, are not changed under it");
+        assertNotNull(u.distrust(lan, dev.ncro.trust.Narinfo.parse(("StorePath: /nix/store/" + dev.ncro.testing.Narinfos.hash(1)
+                + "-x\nURL: nar/x.nar\nCompression: none\nNarHash: sha256:" + "0".repeat(52) + "\nNarSize: 1\n").getBytes(),
+                dev.ncro.testing.Narinfos.hash(1))), "an unsigned narinfo from a discovered cache is distrusted");
+
+        assertTrue(u.removeDiscovered(lan));
+        assertEquals(List.of("configured"), hosts(u.preference()));
+        assertNull(u.byBase("http://10.0.0.7:5000"), "its routes read as unknown");
+        assertNull(u.owning("http://10.0.0.7:5000/nar/x.nar"));
+        assertNotNull(u.health(lan), "work under way still finds its health");
+        assertNotNull(u.lookupGate(lan));
+
+        assertSame(lan, u.addDiscovered(URI.create("http://10.0.0.7:5000")), "a returning cache gets its record back");
+        assertNull(u.addDiscovered(URI.create("http://10.0.0.7:5000")), "already in");
+    }
+
+    @Test
+    void discovery_neverReplacesOrRemovesAConfiguredUpstream() throws Exception {
+        Upstreams u = upstreams("upstreams:\n  - url: http://configured:8080\n" + DISCOVERY);
+        assertNull(u.addDiscovered(URI.create("http://configured:8080")));
+        assertFalse(u.removeDiscovered(u.all().get(0)));
+        assertEquals(1, u.size());
     }
 }

@@ -124,4 +124,28 @@ class ProbeSchedulerTest {
         assertEquals(INTERVAL.multipliedBy(10).toMillis(), probeNow(due).delayMillis(), "still failing, still Down: x10");
         assertEquals(UpstreamState.DOWN, health.state());
     }
+
+    @Test
+    void anAddedUpstream_isProbedAtOnceThenOnSchedule_andOnceRemoved_probesNoMore() throws Exception {
+        start();
+        next(); // the configured upstream's first probe, one interval away
+        try (FakeCache lan = FakeCache.start()) {
+            Upstream discovered = new Upstream(lan.uri(), 20, 1);
+            UpstreamHealth lanHealth = new UpstreamHealth(discovered.name(), 0.3, new FakeClock());
+            probes.add(new ProbeScheduler.Target(discovered, lanHealth));
+            Requested due = next();
+            assertEquals(0, due.delayMillis(), "a discovered upstream is probed at once");
+            due.task().run();
+            Requested following = next();
+            assertEquals(1, lan.count("/nix-cache-info"));
+            assertEquals(INTERVAL.toMillis(), following.delayMillis(), "then on the interval");
+
+            probes.remove(discovered);
+            following.task().run();
+            // the timer could not cancel it (this one never does): the task runs, on the executor
+            executor.submit(() -> { }).get(PROBE_WAIT_SECONDS, TimeUnit.SECONDS);
+            assertEquals(1, lan.count("/nix-cache-info"), "a removed upstream is not probed again");
+            assertTrue(timer.requested.isEmpty(), "and nothing more is scheduled for it");
+        }
+    }
 }

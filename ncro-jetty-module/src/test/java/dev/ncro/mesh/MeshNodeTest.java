@@ -325,4 +325,31 @@ class MeshNodeTest {
             Thread.sleep(2);
         }
     }
+
+    @Test
+    void aDiscoveredNode_becomesAPeer_onlyWithAcceptAnyPeer_andKeepsItsReplayHistory() throws Exception {
+        MeshNode strict = node();
+        NodeKey stranger = NodeKey.generate(new SecureRandom());
+        assertTrue(!strict.discovered(stranger.publicKeyHex(), "127.0.0.1:9"), "a key not in mesh.peers is ignored");
+        assertTrue(!strict.discovered(peer.publicKeyHex(), "10.0.0.9:7946"), "a configured peer keeps its configured address");
+        assertTrue(!strict.discovered(strict.key().publicKeyHex(), "127.0.0.1:9"));
+
+        NcroMetrics m = new NcroMetrics();
+        MeshNode open = node(m, true);
+        byte[] first = announce(stranger, T0, 7);
+        open.receive(first, 0, first.length, null);
+        assertTrue(open.discovered(stranger.publicKeyHex(), "127.0.0.1:9"));
+        assertTrue(!open.discovered(stranger.publicKeyHex(), "127.0.0.1:9"), "once");
+        assertTrue(!open.discovered(open.key().publicKeyHex(), "127.0.0.1:9"), "never itself");
+        open.receive(first, 0, first.length, null);
+        assertEquals(1, m.meshPackets.labelValues("in", "accepted").get(), "a replay is still a replay");
+        List<?> rows = (List<?>) open.report().get("peers");
+        assertEquals(1, rows.size());
+        assertEquals("127.0.0.1:9", ((Map<?, ?>) rows.get(0)).get("addr"));
+
+        open.undiscovered(stranger.publicKeyHex());
+        assertEquals(0, ((List<?>) open.report().get("peers")).size());
+        strict.undiscovered(peer.publicKeyHex());
+        assertEquals(1, ((List<?>) strict.report().get("peers")).size(), "a configured peer stays");
+    }
 }

@@ -79,10 +79,14 @@ public final class FakeCache implements AutoCloseable {
     private volatile Duration delay = Duration.ZERO;
 
     private FakeCache() {
+        this("127.0.0.1", 0);
+    }
+
+    private FakeCache(String host, int port) {
         server = new Server();
         connector = new ServerConnector(server, 1, 1);
-        connector.setHost("127.0.0.1");
-        connector.setPort(0);
+        connector.setHost(host);
+        connector.setPort(port);
         server.addConnector(connector);
         server.setHandler(new Handler.Abstract() {
             @Override
@@ -95,7 +99,15 @@ public final class FakeCache implements AutoCloseable {
 
     /** Starts serving, with a {@code /nix-cache-info} as every binary cache has one. */
     public static FakeCache start() {
-        FakeCache cache = new FakeCache();
+        return start(new FakeCache());
+    }
+
+    /** Serves on {@code host}:{@code port} (such as every address, for a cache in a network namespace). */
+    public static FakeCache startOn(String host, int port) {
+        return start(new FakeCache(host, port));
+    }
+
+    private static FakeCache start(FakeCache cache) {
         cache.put("/nix-cache-info", "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n");
         try {
             cache.server.start();
