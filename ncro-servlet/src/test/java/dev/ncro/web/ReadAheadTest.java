@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.ncro.metrics.NcroMetrics;
 import dev.ncro.testing.FakeCache;
 import dev.ncro.testing.FakeClock;
+import dev.ncro.trust.Nix32;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -23,22 +24,9 @@ import org.junit.jupiter.api.Test;
 class ReadAheadTest extends TwoUpstreams {
     private final FakeClock clock = new FakeClock();
 
-    private static final String NIX32 = "0123456789abcdfghijklmnpqrsvwxyz";
-
     /** {@code sha256:<nix32>} of {@code bytes}, as a narinfo's FileHash carries it. */
     static String fileHash(byte[] bytes) throws Exception {
-        byte[] d = MessageDigest.getInstance("SHA-256").digest(bytes);
-        int len = (d.length * 8 - 1) / 5 + 1;
-        StringBuilder sb = new StringBuilder(len);
-        for (int n = len - 1; n >= 0; n--) {
-            int b = n * 5;
-            int i = b / 8;
-            int j = b % 8;
-            int c = (d[i] & 0xff) >> j;
-            if (i + 1 < d.length) c |= (d[i + 1] & 0xff) << (8 - j);
-            sb.append(NIX32.charAt(c & 0x1f));
-        }
-        return "sha256:" + sb;
+        return "sha256:" + Nix32.encode(MessageDigest.getInstance("SHA-256").digest(bytes));
     }
 
     static String narinfo(String hash, String url, long fileSize, String fileHash) {
@@ -158,12 +146,12 @@ class ReadAheadTest extends TwoUpstreams {
         assertEquals(0, metrics().readAheadHits.get());
     }
 
-    @Test
-    void fileSizeMismatch_fallsBackToTheNormalStream() throws Exception {
-        byte[] bytes = nar(5, 5000);
-        String h = hash(5);
+    /** The narinfo says something of the NAR that its bytes do not match: the client still gets the upstream's bytes. */
+    private void wrongNarinfo_fallsBack(int n, long fileSize, String fileHash) throws Exception {
+        byte[] bytes = nar(n, 5000);
+        String h = hash(n);
         String nar = "/nar/" + h + "0000000000000000000000.nar.xz";
-        a.put("/" + h + ".narinfo", narinfo(h, nar.substring(1), 4000, null));
+        a.put("/" + h + ".narinfo", narinfo(h, nar.substring(1), fileSize, fileHash));
         a.put(nar, bytes);
         startNcro(null);
 
@@ -174,25 +162,35 @@ class ReadAheadTest extends TwoUpstreams {
         assertArrayEquals(bytes, r.body(), "the upstream's bytes, as without read-ahead");
         assertEquals(2, a.count(nar), "the failed read-ahead, then the normal stream");
         assertEquals(0, metrics().readAheadHits.get());
+        assertEquals(1, metrics().readAheadMisses.get());
+    }
+
+    @Test
+    void fileSizeMismatch_fallsBackToTheNormalStream() throws Exception {
+        wrongNarinfo_fallsBack(5, 4000, null);
     }
 
     @Test
     void fileHashMismatch_fallsBackToTheNormalStream() throws Exception {
-        byte[] bytes = nar(6, 5000);
-        String h = hash(6);
-        String nar = "/nar/" + h + "0000000000000000000000.nar.xz";
-        a.put("/" + h + ".narinfo", narinfo(h, nar.substring(1), bytes.length, fileHash(nar(99, 5000))));
-        a.put(nar, bytes);
-        startNcro(null);
+        wrongNarinfo_fallsBack(6, 5000, fileHash(nar(99, 5000)));
+    }
 
-        ncro.get("/" + h + ".narinfo");
+    @Test
+    void readAheadWithNoHeadWithinFirstByte_theDownloadIsServedByTheOtherUpstream() throws Exception {
+        byte[] bytes = nar(14, 5000);
+        String nar = path(a, 14, bytes);
+        b.put(nar, bytes);
+        a.hang(nar);
+        ncro = NcroUnderTest.start("server:\n  first_byte_timeout: 300ms\nupstreams:\n  - url: " + a.uri()
+                + "\n    priority: 10\n  - url: " + b.uri() + "\n    priority: 20\n", null, clock);
+
+        ncro.get("/" + hashOf(nar) + ".narinfo");
         HttpResponse<byte[]> r = ncro.get(nar);
 
         assertEquals(200, r.statusCode());
         assertArrayEquals(bytes, r.body());
-        assertEquals(2, a.count(nar));
-        assertEquals(0, metrics().readAheadHits.get());
-        assertEquals(1, metrics().readAheadMisses.get());
+        assertEquals(1, a.count(nar), "the hanging upstream was asked once, by the read-ahead, then tried last");
+        assertEquals(1, b.count(nar));
     }
 
     @Test
