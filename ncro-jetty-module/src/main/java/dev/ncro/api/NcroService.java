@@ -46,6 +46,16 @@ public interface NcroService {
     CompletableFuture<NarinfoAnswer> narinfo(String hash);
 
     /**
+     * Looks up {@code <hash>.narinfo} for a GET or, with {@code head}, a HEAD request. Only a
+     * GET answered 200 may start a NAR read-ahead: a HEAD is a check, not a download to come.
+     *
+     * @param hash the 32-character nix32 hash part, already validated by the caller
+     */
+    default CompletableFuture<NarinfoAnswer> narinfo(String hash, boolean head) {
+        return narinfo(hash);
+    }
+
+    /**
      * Prepares streaming a NAR (or any other file URL a narinfo named) from the upstream that
      * served its narinfo. Nothing is sent until {@link NarStream#start()}, so the caller holds
      * the stream before any handler callback; those come from I/O threads (see {@link NarHandler}).

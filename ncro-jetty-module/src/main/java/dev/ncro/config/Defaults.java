@@ -95,6 +95,24 @@ public final class Defaults {
     /** Senders outside mesh.peers remembered at once (with accept_any_peer), least recent out. */
     public static final int MESH_MAX_OTHER_PEERS = 256;
 
+    /**
+     * NAR read-ahead: when a narinfo GET is answered 200, the NAR it names may be fetched
+     * into memory so the client's download is answered from there (see the README).
+     */
+    public static final boolean READAHEAD_ENABLED = true;
+    /** Only NARs whose FileSize is at most this are read ahead. */
+    public static final long READAHEAD_MAX_NAR_SIZE = 4L * 1024 * 1024;
+    /** Memory for NARs read ahead and not yet claimed; the oldest are dropped first. */
+    public static final long READAHEAD_MEMORY = 128L * 1024 * 1024;
+    /** How long a NAR read ahead waits for its one download. */
+    public static final Duration READAHEAD_TTL = Duration.ofSeconds(30);
+    /** The guard's window: bytes read ahead and bytes of them served, over this much time. */
+    public static final Duration READAHEAD_GUARD_WINDOW = Duration.ofMinutes(5);
+    /** The guard judges only once this many bytes were read ahead within its window. */
+    public static final long READAHEAD_GUARD_MIN_BYTES = 16L * 1024 * 1024;
+    /** While the guard pauses read-ahead, one candidate in this many is still read ahead (a probe). */
+    public static final int READAHEAD_GUARD_PROBE_EVERY = 16;
+
     /** Upstream HTTP client pool: far above HttpComponents' 25 total / 5 per route. */
     public static final int POOL_MAX_TOTAL = 512;
     public static final int POOL_MAX_PER_ROUTE = 128;

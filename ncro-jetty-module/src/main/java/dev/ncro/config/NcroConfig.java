@@ -17,7 +17,7 @@ import java.util.Set;
  * Defaults are the constants of {@link Defaults}.
  */
 public record NcroConfig(Server server, List<Upstream> upstreams, Cache cache, Health health, Logging logging,
-        Discovery discovery, Mesh mesh) {
+        Discovery discovery, Mesh mesh, ReadAhead readAhead) {
 
     /** Sealed whoever builds it: the lists are copied, so no caller keeps a handle on them. */
     public NcroConfig {
@@ -106,6 +106,19 @@ public record NcroConfig(Server server, List<Upstream> upstreams, Cache cache, H
         public Mesh {
             peers = List.copyOf(peers);
         }
+    }
+
+    /**
+     * NAR read-ahead.
+     *
+     * @param maxNarSize only NARs whose FileSize is at most this are read ahead, in bytes
+     * @param memory bytes of NARs read ahead and not yet claimed; the oldest are dropped first
+     * @param ttl how long a NAR read ahead waits for its one download
+     */
+    public record ReadAhead(boolean enabled, long maxNarSize, long memory, Duration ttl) {
+        /** Read-ahead off (for engines built in code). */
+        public static final ReadAhead OFF = new ReadAhead(false, Defaults.READAHEAD_MAX_NAR_SIZE,
+                Defaults.READAHEAD_MEMORY, Defaults.READAHEAD_TTL);
     }
 
     /** @param publicKey the peer's ed25519 public key, 64 lower-case hex characters */

@@ -25,6 +25,7 @@ final class RawConfig {
     private Logging logging = new Logging();
     private Discovery discovery = new Discovery();
     private Mesh mesh = new Mesh();
+    private ReadAhead readahead = new ReadAhead();
 
     static final class Server {
         private String listen = Defaults.LISTEN;
@@ -112,6 +113,13 @@ final class RawConfig {
         private boolean acceptAnyPeer = Defaults.MESH_ACCEPT_ANY_PEER;
     }
 
+    static final class ReadAhead {
+        private boolean enabled = Defaults.READAHEAD_ENABLED;
+        private Sizes.ByteSize maxNarSize = new Sizes.ByteSize(Defaults.READAHEAD_MAX_NAR_SIZE);
+        private Sizes.ByteSize memory = new Sizes.ByteSize(Defaults.READAHEAD_MEMORY);
+        private Duration ttl = Defaults.READAHEAD_TTL;
+    }
+
     static final class Peer {
         private String addr;
         private String publicKey;
@@ -135,6 +143,7 @@ final class RawConfig {
         if (logging == null) logging = new Logging();
         if (discovery == null) discovery = new Discovery();
         if (mesh == null) mesh = new Mesh();
+        if (readahead == null) readahead = new ReadAhead();
         NcroConfig.Server sealedServer = sealServer(problems);
         List<NcroConfig.Upstream> sealedUpstreams = sealUpstreams(problems, sealedServer);
         NcroConfig.Cache sealedCache = sealCache(problems);
@@ -148,10 +157,11 @@ final class RawConfig {
         }
         NcroConfig.Discovery sealedDiscovery = sealDiscovery(problems);
         NcroConfig.Mesh sealedMesh = sealMesh(problems);
+        NcroConfig.ReadAhead sealedReadAhead = sealReadAhead(problems);
         if (!problems.lines().isEmpty()) return null;
         return new NcroConfig(sealedServer, sealedUpstreams, sealedCache,
                 new NcroConfig.Health(health.probeInterval, health.probeTimeout),
-                new NcroConfig.Logging(logging.level, logging.format), sealedDiscovery, sealedMesh);
+                new NcroConfig.Logging(logging.level, logging.format), sealedDiscovery, sealedMesh, sealedReadAhead);
     }
 
     private NcroConfig.Server sealServer(Problems problems) {
@@ -328,6 +338,20 @@ final class RawConfig {
         }
         return new NcroConfig.Mesh(mesh.enabled, bind, List.copyOf(peers), mesh.privateKey == null ? "" : mesh.privateKey,
                 mesh.gossipInterval, mesh.acceptAnyPeer);
+    }
+
+    private NcroConfig.ReadAhead sealReadAhead(Problems problems) {
+        long maxNarSize = readahead.maxNarSize == null ? 0 : readahead.maxNarSize.bytes();
+        long memory = readahead.memory == null ? 0 : readahead.memory.bytes();
+        if (maxNarSize < 1) problems.add("readahead.max_nar_size", "must be at least 1 byte, got " + readahead.maxNarSize);
+        if (memory < 1) {
+            problems.add("readahead.memory", "must be at least 1 byte, got " + readahead.memory);
+        } else if (maxNarSize > memory) {
+            problems.add("readahead.max_nar_size", "must not exceed readahead.memory (" + readahead.memory
+                    + "), got " + readahead.maxNarSize);
+        }
+        positive(problems, "readahead.ttl", readahead.ttl);
+        return new NcroConfig.ReadAhead(readahead.enabled, maxNarSize, memory, readahead.ttl);
     }
 
     private static void positive(Problems problems, String key, Duration d) {

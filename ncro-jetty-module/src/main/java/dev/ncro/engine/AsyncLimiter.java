@@ -35,6 +35,17 @@ final class AsyncLimiter {
         task.run();
     }
 
+    /**
+     * Takes a permit only if fewer than {@code below} are in use and nobody waits: for work
+     * that must yield to the tasks this limiter queues (NAR read-ahead). True when taken; the
+     * caller must then {@link #release()} it.
+     */
+    synchronized boolean tryAcquireBelow(int below) {
+        if (used >= Math.min(below, permits) || !waiting.isEmpty()) return false;
+        used++;
+        return true;
+    }
+
     /** Returns a permit, handing it straight to the oldest waiting task if there is one. */
     void release() {
         Runnable next;
@@ -51,6 +62,10 @@ final class AsyncLimiter {
     /** Takes a task that is still waiting out of the queue; false when it already has a permit. */
     synchronized boolean withdraw(Runnable task) {
         return waiting.removeFirstOccurrence(task);
+    }
+
+    int permits() {
+        return permits;
     }
 
     synchronized int queued() {

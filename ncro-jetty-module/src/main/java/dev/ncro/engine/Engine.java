@@ -7,6 +7,7 @@ import dev.ncro.api.NarStream;
 import dev.ncro.api.NarinfoAnswer;
 import dev.ncro.api.NcroService;
 import dev.ncro.api.Status;
+import dev.ncro.config.Defaults;
 import dev.ncro.config.NcroConfig;
 import dev.ncro.discovery.Discovery;
 import dev.ncro.health.HealthReport;
@@ -55,6 +56,7 @@ import org.eclipse.jetty.util.thread.ScheduledExecutorScheduler;
  * threads and are handed over at once.
  */
 public final class Engine extends ContainerLifeCycle implements NcroService {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(Engine.class);
     private final NcroConfig config;
     private final Upstreams upstreams;
     private final UpstreamClient client;
@@ -66,6 +68,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     private final QueuedThreadPool executor;
     private final NarinfoLookup lookups;
     private final NarRouting narRouting;
+    private final ReadAhead readAhead;
     private final InstantSource clock;
     /** Each upstream's latency after its last probes, for the status page; by display name. */
     private final Map<String, LatencyHistory> latencyHistory = new java.util.concurrent.ConcurrentHashMap<>();
@@ -106,6 +109,10 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
                 mesh != null ? mesh : RouteHints.NONE);
         this.narRouting = new NarRouting(upstreams::health, upstreams::preference, cache.massQuery().upstreamCooldown(), clock,
                 this::suspect);
+        NcroConfig.ReadAhead ra = config.readAhead();
+        this.readAhead = new ReadAhead(ra, new ReadAheadGuard(clock, Defaults.READAHEAD_GUARD_WINDOW,
+                Math.min(Defaults.READAHEAD_GUARD_MIN_BYTES, ra.memory()), Defaults.READAHEAD_GUARD_PROBE_EVERY),
+                client, upstreams::streamGate, metrics, clock, config.server().writeTimeout());
         this.cacheInfo = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: " + config.server().cachePriority() + "\n";
         upstreams.all().forEach(u -> latencyHistory.put(u.name(), new LatencyHistory()));
         this.probes = new ProbeScheduler(upstreams.probeTargets(), client, config.health().probeInterval(),
@@ -126,6 +133,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             return states;
         }, upstreams::streamsQueued, routes::droppedWrites, routes::memoryBytes, routes::pendingWriteBytes,
                 () -> routes.writeFailure().isPresent() ? 1 : 0);
+        metrics.registerReadAhead(readAhead::bytes, () -> readAhead.guard().paused() ? 1 : 0);
     }
 
     /**
@@ -221,6 +229,12 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         super.doStart(); // starts the rest; the running ones are left as they are
     }
 
+    @Override
+    protected void doStop() throws Exception {
+        readAhead.clear();
+        super.doStop();
+    }
+
     /** Upstreams in preference order: tiers first, then latency within a tier. */
     public List<Upstream> upstreams() {
         return upstreams.preference();
@@ -252,15 +266,61 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         return cacheInfo;
     }
 
+    /** A GET's lookup: it may start a NAR read-ahead. */
     @Override
     public CompletableFuture<NarinfoAnswer> narinfo(String hash) {
+        return narinfo(hash, false);
+    }
+
+    @Override
+    public CompletableFuture<NarinfoAnswer> narinfo(String hash, boolean head) {
         CompletableFuture<NarinfoAnswer> answer = lookups.lookup(hash);
         answer.thenAccept(a -> metrics.narinfoRequests.labelValues(String.valueOf(a.status())).inc());
-        return answer;
+        if (head || !readAhead.enabled()) return answer;
+        // the read-ahead is registered before the web layer sees the answer, so that the
+        // client's NAR request, which can only follow it, finds it
+        return answer.thenApply(a -> {
+            if (a.found()) readAheadFor(hash, a.body());
+            return a;
+        });
+    }
+
+    /** A GET of this narinfo is about to be answered 200: its NAR may be read ahead. Never throws. */
+    private void readAheadFor(String hash, byte[] narinfoBytes) {
+        try {
+            Narinfo narinfo = Narinfo.parse(narinfoBytes, hash);
+            String target = narinfo.url();
+            if (target == null || target.contains("://") || target.startsWith("/")) return;
+            long size = expected(narinfo).fileSize();
+            if (size < 0 || size > config.readAhead().maxNarSize()) return;
+            // a FileHash this ncro cannot check throws: no read-ahead
+            byte[] sha256 = narinfo.fileSha256();
+            Upstream home = routes.routeForNar(target).map(r -> upstreams.byBase(r.upstream())).orElse(null);
+            if (home == null) return;
+            List<Upstream> candidates = narRouting.candidates(target, home);
+            // only from where the normal stream would start: same URL, same bytes
+            if (candidates.isEmpty() || !candidates.get(0).equals(home)) return;
+            readAhead.consider(target, home, size, sha256);
+        } catch (RuntimeException e) {
+            LOG.debug("no NAR read-ahead for {}: {}", hash, e.toString());
+        }
     }
 
     @Override
     public NarStream nar(NarRequest request, NarHandler handler) {
+        if (readAhead.enabled() && ReadAhead.plain(request)) {
+            ReadAhead.Entry entry = readAhead.claim(request.target());
+            if (entry != null) {
+                return new ReadAheadStream(entry, handler, () -> stream(request, handler),
+                        u -> narRouting.failed(request.target(), u), metrics, scheduler, executor);
+            }
+            metrics.readAheadMisses.inc();
+        }
+        return stream(request, handler);
+    }
+
+    /** The normal stream: from the upstreams, in {@link NarRouting}'s order. */
+    private NarStream stream(NarRequest request, NarHandler handler) {
         Optional<Route> route = routes.routeForNar(request.target());
         Upstream home = route.map(r -> upstreams.byBase(r.upstream())).orElse(null);
         NarExchange.Expected expected = route.map(Engine::expected).orElse(NarExchange.Expected.UNKNOWN);
@@ -272,7 +332,14 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     /** The file's size from the narinfo that named it: FileSize, or NarSize when uncompressed. */
     private static NarExchange.Expected expected(Route route) {
         try {
-            Narinfo narinfo = Narinfo.parse(route.narinfo(), route.hash());
+            return expected(Narinfo.parse(route.narinfo(), route.hash()));
+        } catch (RuntimeException e) {
+            return NarExchange.Expected.UNKNOWN;
+        }
+    }
+
+    private static NarExchange.Expected expected(Narinfo narinfo) {
+        try {
             String fileSize = narinfo.field("FileSize");
             if (fileSize != null) return new NarExchange.Expected(Long.parseLong(fileSize.trim()));
             if ("none".equals(narinfo.field("Compression"))) return new NarExchange.Expected(narinfo.narSize());

@@ -64,6 +64,14 @@ public final class NcroMetrics {
     public final Counter meshHints = Counter.builder().name("ncro_mesh_hints")
             .help("narinfo misses with a mesh hint, by result: verified (served from the hinted upstream after this"
                     + " node checked it) or fallback (the race answered)").labelNames("result").register(registry);
+    public final Counter readAheadHits = Counter.builder().name("ncro_readahead_hits")
+            .help("NAR downloads answered from a NAR read ahead into memory").register(registry);
+    public final Counter readAheadMisses = Counter.builder().name("ncro_readahead_misses")
+            .help("whole-file NAR downloads, with read-ahead on, that no read-ahead answered (none, or it failed or was late)")
+            .register(registry);
+    public final Counter readAheadWastedBytes = Counter.builder().name("ncro_readahead_wasted")
+            .help("bytes read ahead that no download used (expired, dropped for newer ones, failed, or the client left)")
+            .unit(io.prometheus.metrics.model.snapshots.Unit.BYTES).register(registry);
     public final Gauge narStreamsInFlight = Gauge.builder().name("ncro_nar_streams_in_flight")
             .help("NAR streams currently open").register(registry);
 
@@ -92,6 +100,16 @@ public final class NcroMetrics {
                 .help("upstream health: 0 active, 1 degraded, 2 down").labelNames("upstream")
                 .callback(cb -> upstreamStates.get().forEach((upstream, state) -> cb.call(state, upstream)))
                 .register(registry);
+    }
+
+    /** The read-ahead gauges, read at scrape time. */
+    public void registerReadAhead(DoubleSupplier bytesHeld, DoubleSupplier guardPaused) {
+        GaugeWithCallback.builder().name("ncro_readahead_bytes")
+                .help("bytes of NARs read ahead and not yet claimed by a download (within readahead.memory)")
+                .callback(cb -> cb.call(bytesHeld.getAsDouble())).register(registry);
+        GaugeWithCallback.builder().name("ncro_readahead_guard_paused")
+                .help("1 while the read-ahead guard pauses read-ahead because too little of it was used")
+                .callback(cb -> cb.call(guardPaused.getAsDouble())).register(registry);
     }
 
     /** Races won so far by each upstream that has won one, by display name. */

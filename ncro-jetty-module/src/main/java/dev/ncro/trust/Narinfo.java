@@ -155,6 +155,22 @@ public final class Narinfo {
         return out.toString().getBytes(StandardCharsets.UTF_8);
     }
 
+    /**
+     * The SHA-256 digest of the file bytes from {@code FileHash: sha256:<nix32>} (or 64 hex
+     * digits), or null when the narinfo has no FileHash.
+     *
+     * @throws IllegalArgumentException for a FileHash of another algorithm or form
+     */
+    public byte[] fileSha256() {
+        String fileHash = fields.get("FileHash");
+        if (fileHash == null) return null;
+        String value = fileHash.trim();
+        if (!value.startsWith("sha256:")) throw new IllegalArgumentException("FileHash is not sha256: " + value);
+        String digest = value.substring("sha256:".length());
+        if (digest.length() == 64) return java.util.HexFormat.of().parseHex(digest);
+        return Nix32.decode(digest, 32);
+    }
+
     public String url() {
         return fields.get("URL");
     }

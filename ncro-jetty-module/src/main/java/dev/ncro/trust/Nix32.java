@@ -4,7 +4,7 @@ package dev.ncro.trust;
  * Nix's base-32: the alphabet {@code 0123456789abcdfghijklmnpqrsvwxyz} (no e, o, u, t),
  * written from the last 5-bit group to the first. A SHA-256 is 52 characters.
  */
-final class Nix32 {
+public final class Nix32 {
     public static final String ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz";
 
     private Nix32() {}

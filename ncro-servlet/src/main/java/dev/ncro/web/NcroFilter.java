@@ -120,7 +120,7 @@ public final class NcroFilter extends HttpFilter {
             @Override
             public void onStartAsync(AsyncEvent event) {}
         });
-        ncro.narinfo(hash).whenComplete((answer, failure) -> {
+        ncro.narinfo(hash, head).whenComplete((answer, failure) -> {
             if (!answered.compareAndSet(false, true)) return;
             if (failure != null) {
                 SmallResponse.sendText(async, 502, "narinfo lookup for " + hash + " failed inside ncro (see its log)", head);

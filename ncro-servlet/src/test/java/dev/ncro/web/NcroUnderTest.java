@@ -78,13 +78,18 @@ public final class NcroUnderTest implements AutoCloseable {
         return new NcroUnderTest(yaml, database, clock);
     }
 
-    /** A config with the given upstreams as (url, priority) pairs and extra YAML under cache. */
+    /**
+     * A config with the given upstreams as (url, priority) pairs and extra YAML under cache.
+     * NAR read-ahead is off: these tests count the requests upstreams receive and script their
+     * NAR answers; {@code ReadAheadTest} writes its own configuration.
+     */
     public static String config(String cacheYaml, Object... urlAndPriority) {
         StringBuilder sb = new StringBuilder("upstreams:\n");
         for (int i = 0; i < urlAndPriority.length; i += 2) {
             sb.append("  - url: ").append(urlAndPriority[i]).append("\n    priority: ").append(urlAndPriority[i + 1]).append('\n');
         }
         if (cacheYaml != null) sb.append("cache:\n").append(cacheYaml.indent(2));
+        sb.append("readahead:\n  enabled: false\n");
         return sb.toString();
     }
 

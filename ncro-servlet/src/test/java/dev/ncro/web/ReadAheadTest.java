@@ -1,0 +1,280 @@
+package dev.ncro.web;
+
+import static dev.ncro.testing.Narinfos.hash;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ncro.metrics.NcroMetrics;
+import dev.ncro.testing.FakeCache;
+import dev.ncro.testing.FakeClock;
+import dev.ncro.trust.Nix32;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.Test;
+
+/**
+ * NAR read-ahead through the real filter, servlet and engine against real upstreams: what
+ * the client gets, and how many NAR requests the upstreams actually received.
+ */
+class ReadAheadTest extends TwoUpstreams {
+    private final FakeClock clock = new FakeClock();
+
+    /** {@code sha256:<nix32>} of {@code bytes}, as a narinfo's FileHash carries it. */
+    static String fileHash(byte[] bytes) throws Exception {
+        return "sha256:" + Nix32.encode(MessageDigest.getInstance("SHA-256").digest(bytes));
+    }
+
+    static String narinfo(String hash, String url, long fileSize, String fileHash) {
+        return "StorePath: /nix/store/" + hash + "-p\n"
+                + "URL: " + url + "\n"
+                + "Compression: xz\n"
+                + (fileHash != null ? "FileHash: " + fileHash + "\n" : "")
+                + "FileSize: " + fileSize + "\n"
+                + "NarHash: sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s\n"
+                + "NarSize: " + (fileSize * 3) + "\n"
+                + "References: \n";
+    }
+
+    static byte[] nar(int n, int size) {
+        byte[] b = new byte[size];
+        for (int i = 0; i < size; i++) b[i] = (byte) (i * 7 + n);
+        return b;
+    }
+
+    /** A path on {@code cache}: its narinfo (with FileSize and FileHash) and NAR; returns the NAR path. */
+    private String path(FakeCache cache, int n, byte[] bytes) throws Exception {
+        String h = hash(n);
+        String url = "nar/" + h + "0000000000000000000000.nar.xz";
+        cache.put("/" + h + ".narinfo", narinfo(h, url, bytes.length, fileHash(bytes)));
+        cache.put("/" + url, bytes);
+        return "/" + url;
+    }
+
+    private void startNcro(String readAheadYaml) throws Exception {
+        String yaml = "upstreams:\n  - url: " + a.uri() + "\n    priority: 10\n  - url: " + b.uri() + "\n    priority: 20\n"
+                + (readAheadYaml == null ? "" : "readahead:\n" + readAheadYaml.indent(2));
+        ncro = NcroUnderTest.start(yaml, null, clock);
+    }
+
+    private NcroMetrics metrics() {
+        return ncro.engine.metricsRegistry();
+    }
+
+    private static String hashOf(String narPath) {
+        return narPath.substring("/nar/".length(), "/nar/".length() + 32);
+    }
+
+    /** Waits for a condition the engine reaches on its own threads (no sleeping for timers). */
+    private static void await(BooleanSupplier condition, String what) throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) throw new AssertionError("timed out waiting for " + what);
+            Thread.sleep(5);
+        }
+    }
+
+    @Test
+    void narAfterNarinfo_isServedFromReadAhead_once_andTheNextDownloadGoesUpstream() throws Exception {
+        byte[] bytes = nar(1, 100_000);
+        String nar = path(a, 1, bytes);
+        startNcro(null);
+
+        assertEquals(200, ncro.get("/" + hashOf(nar) + ".narinfo").statusCode());
+        HttpResponse<byte[]> first = ncro.get(nar);
+        HttpResponse<byte[]> second = ncro.get(nar);
+
+        assertEquals(200, first.statusCode());
+        assertArrayEquals(bytes, first.body());
+        assertArrayEquals(bytes, second.body());
+        assertEquals(2, a.count(nar), "one read-ahead for the first download, the second went upstream");
+        assertEquals(1, metrics().readAheadHits.get());
+        assertEquals(1, metrics().readAheadMisses.get());
+        // the answer from memory looks like the streamed one
+        for (String header : new String[] {"content-length", "content-type", "accept-ranges", "etag"}) {
+            assertEquals(second.headers().firstValue(header), first.headers().firstValue(header), header);
+        }
+        assertTrue(first.headers().firstValue("set-cookie").isEmpty());
+    }
+
+    @Test
+    void headNarinfo_readsNothingAhead_andHeadNar_doesNotUseTheEntry() throws Exception {
+        byte[] bytes = nar(2, 5000);
+        String nar = path(a, 2, bytes);
+        startNcro(null);
+
+        assertEquals(200, ncro.send("HEAD", "/" + hashOf(nar) + ".narinfo").statusCode());
+        assertArrayEquals(bytes, ncro.get(nar).body());
+        assertEquals(1, a.count(nar), "no read-ahead after a HEAD narinfo");
+        assertEquals(0, metrics().readAheadHits.get());
+
+        assertEquals(200, ncro.get("/" + hashOf(nar) + ".narinfo").statusCode());
+        assertEquals(200, ncro.send("HEAD", nar).statusCode());
+        assertArrayEquals(bytes, ncro.get(nar).body());
+        assertEquals(1, metrics().readAheadHits.get(), "the HEAD left the entry to the GET");
+        assertEquals(3, a.count(nar), "the earlier GET, the read-ahead, the HEAD");
+    }
+
+    @Test
+    void readAheadDisabled_makesNoExtraUpstreamRequest() throws Exception {
+        byte[] bytes = nar(3, 5000);
+        String nar = path(a, 3, bytes);
+        startNcro("enabled: false");
+
+        ncro.get("/" + hashOf(nar) + ".narinfo");
+        assertArrayEquals(bytes, ncro.get(nar).body());
+
+        assertEquals(1, a.count(nar));
+        assertEquals(0, metrics().readAheadHits.get());
+        assertEquals(0, metrics().readAheadMisses.get());
+    }
+
+    @Test
+    void narOverMaxSize_isNotReadAhead() throws Exception {
+        byte[] bytes = nar(4, 5000);
+        String nar = path(a, 4, bytes);
+        startNcro("max_nar_size: 4999");
+
+        ncro.get("/" + hashOf(nar) + ".narinfo");
+        assertArrayEquals(bytes, ncro.get(nar).body());
+
+        assertEquals(1, a.count(nar));
+        assertEquals(0, metrics().readAheadHits.get());
+    }
+
+    /** The narinfo says something of the NAR that its bytes do not match: the client still gets the upstream's bytes. */
+    private void wrongNarinfo_fallsBack(int n, long fileSize, String fileHash) throws Exception {
+        byte[] bytes = nar(n, 5000);
+        String h = hash(n);
+        String nar = "/nar/" + h + "0000000000000000000000.nar.xz";
+        a.put("/" + h + ".narinfo", narinfo(h, nar.substring(1), fileSize, fileHash));
+        a.put(nar, bytes);
+        startNcro(null);
+
+        ncro.get("/" + h + ".narinfo");
+        HttpResponse<byte[]> r = ncro.get(nar);
+
+        assertEquals(200, r.statusCode());
+        assertArrayEquals(bytes, r.body(), "the upstream's bytes, as without read-ahead");
+        assertEquals(2, a.count(nar), "the failed read-ahead, then the normal stream");
+        assertEquals(0, metrics().readAheadHits.get());
+        assertEquals(1, metrics().readAheadMisses.get());
+    }
+
+    @Test
+    void fileSizeMismatch_fallsBackToTheNormalStream() throws Exception {
+        wrongNarinfo_fallsBack(5, 4000, null);
+    }
+
+    @Test
+    void fileHashMismatch_fallsBackToTheNormalStream() throws Exception {
+        wrongNarinfo_fallsBack(6, 5000, fileHash(nar(99, 5000)));
+    }
+
+    @Test
+    void readAheadWithNoHeadWithinFirstByte_theDownloadIsServedByTheOtherUpstream() throws Exception {
+        byte[] bytes = nar(14, 5000);
+        String nar = path(a, 14, bytes);
+        b.put(nar, bytes);
+        a.hang(nar);
+        ncro = NcroUnderTest.start("server:\n  first_byte_timeout: 300ms\nupstreams:\n  - url: " + a.uri()
+                + "\n    priority: 10\n  - url: " + b.uri() + "\n    priority: 20\n", null, clock);
+
+        ncro.get("/" + hashOf(nar) + ".narinfo");
+        HttpResponse<byte[]> r = ncro.get(nar);
+
+        assertEquals(200, r.statusCode());
+        assertArrayEquals(bytes, r.body());
+        assertEquals(1, a.count(nar), "the hanging upstream was asked once, by the read-ahead, then tried last");
+        assertEquals(1, b.count(nar));
+    }
+
+    @Test
+    void upstreamFailingTheReadAhead_doesNotFailTheClient() throws Exception {
+        byte[] bytes = nar(7, 200_000);
+        String nar = path(a, 7, bytes);
+        a.resetAfter(nar, 1000);
+        startNcro(null);
+
+        ncro.get("/" + hashOf(nar) + ".narinfo");
+        await(() -> metrics().readAheadWastedBytes.get() > 0, "the read-ahead to fail");
+        a.clearScripts();
+        HttpResponse<byte[]> r = ncro.get(nar);
+
+        assertEquals(200, r.statusCode());
+        assertArrayEquals(bytes, r.body());
+        assertEquals(0, metrics().readAheadHits.get());
+    }
+
+    @Test
+    void readAheadAnswered503_clientIsServedByTheOtherUpstream() throws Exception {
+        byte[] bytes = nar(8, 5000);
+        String nar = path(a, 8, bytes);
+        b.put(nar, bytes);
+        a.status(nar, 503);
+        startNcro(null);
+
+        ncro.get("/" + hashOf(nar) + ".narinfo");
+        HttpResponse<byte[]> r = ncro.get(nar);
+
+        assertEquals(200, r.statusCode());
+        assertArrayEquals(bytes, r.body());
+        assertEquals(1, b.count(nar));
+    }
+
+    @Test
+    void clientJoiningATransferInFlight_getsTheWholeNar_fromOneUpstreamRequest() throws Exception {
+        byte[] bytes = nar(9, 1_000_000);
+        String nar = path(a, 9, bytes);
+        a.delay(Duration.ofMillis(300)); // every answer, the read-ahead's too, starts late
+        startNcro(null);
+
+        ncro.get("/" + hashOf(nar) + ".narinfo");
+        HttpResponse<byte[]> r = ncro.get(nar); // arrives while the read-ahead waits for its head
+
+        assertEquals(200, r.statusCode());
+        assertArrayEquals(bytes, r.body());
+        assertEquals(1, a.count(nar), "the download joined the read-ahead");
+        assertEquals(1, metrics().readAheadHits.get());
+    }
+
+    @Test
+    void entryOlderThanTtl_isDropped_andTheDownloadGoesUpstream() throws Exception {
+        byte[] bytes = nar(10, 5000);
+        String nar = path(a, 10, bytes);
+        startNcro("ttl: 30s");
+
+        ncro.get("/" + hashOf(nar) + ".narinfo");
+        await(() -> a.count(nar) == 1, "the read-ahead to reach the upstream");
+        clock.advance(Duration.ofSeconds(31));
+        assertArrayEquals(bytes, ncro.get(nar).body());
+
+        assertEquals(2, a.count(nar));
+        assertEquals(0, metrics().readAheadHits.get());
+        await(() -> metrics().readAheadWastedBytes.get() == bytes.length, "the expired entry to count as wasted");
+    }
+
+    @Test
+    void memoryBudget_dropsTheOldestFirst() throws Exception {
+        byte[][] bytes = {nar(11, 8000), nar(12, 8000), nar(13, 8000)};
+        String[] nars = new String[3];
+        for (int i = 0; i < 3; i++) nars[i] = path(a, 11 + i, bytes[i]);
+        startNcro("max_nar_size: 10000\nmemory: 20000");
+
+        for (String nar : nars) ncro.get("/" + hashOf(nar) + ".narinfo");
+        for (int i = 0; i < 3; i++) assertArrayEquals(bytes[i], ncro.get(nars[i]).body());
+
+        assertEquals(2, a.count(nars[0]), "the oldest was dropped for the third");
+        assertEquals(1, a.count(nars[1]));
+        assertEquals(1, a.count(nars[2]));
+        assertEquals(2, metrics().readAheadHits.get());
+        assertTrue(ncro.engine.metrics().body().length > 0);
+        String scrape = new String(ncro.engine.metrics().body(), StandardCharsets.UTF_8);
+        assertTrue(scrape.contains("ncro_readahead_bytes 0.0"), scrape);
+        assertTrue(Arrays.asList(scrape.split("\n")).contains("ncro_readahead_guard_paused 0.0"), scrape);
+    }
+}
