@@ -97,7 +97,7 @@ class HealthTest {
         String first = hash(61);
         String second = hash(62);
         b.hangAll(true);
-        ncro = start("300ms");
+        ncro = start("1s"); // not less: the healthy upstream's 404 must arrive within it on a loaded machine
 
         // while b is active a miss waits for it until the deadline: 504, never 404
         assertEquals(504, ncro.get("/" + first + ".narinfo").statusCode());

@@ -276,7 +276,11 @@ class HostileInputFuzzTest extends TwoUpstreams {
                 }
                 continue;
             }
-            if (hostile.determined() && !hostile.acceptable().contains(status)) {
+            // a chunked request's body reaches Jetty's parser too: when it parses a bad chunk or an
+            // oversized trailer before ncro's answer is committed, Jetty answers for it (400, 413 or
+            // 431) — seen to vary between identical runs; any of them is the client's fault answered
+            boolean chunkedBodyAnswered = request.contains("\r\nTransfer-Encoding: chunked") && (status == 413 || status == 431);
+            if (hostile.determined() && !hostile.acceptable().contains(status) && !chunkedBodyAnswered) {
                 wrongStatus++;
                 if (wrongExamples.length() < 2000) wrongExamples.append(status).append(" for ").append(fault)
                         .append(", must be one of ").append(hostile.acceptable()).append(" <- ").append(shown).append('\n');

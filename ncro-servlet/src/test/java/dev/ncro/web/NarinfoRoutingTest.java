@@ -32,10 +32,10 @@ class NarinfoRoutingTest extends TwoUpstreams {
     @Test
     void race_answersWithTheFastestUpstreamsNarinfo() throws Exception {
         String h = hash(1);
-        a.delay(Duration.ofMillis(300)).put("/" + h + ".narinfo", narinfo(h, "slow", "nar/nxip0lzc53xwivli31p9kp9pgl8sdfvvn73n8w56qiyviyyychp0.nar", 1));
+        a.delay(Duration.ofMillis(900)).put("/" + h + ".narinfo", narinfo(h, "slow", "nar/nxip0lzc53xwivli31p9kp9pgl8sdfvvn73n8w56qiyviyyychp0.nar", 1));
         // 50 ms: time for every racer's request to arrive before the winner answers, even under load
         b.delay(Duration.ofMillis(50)).put("/" + h + ".narinfo", narinfo(h, "fast", "nar/g8ahw6i5z5jc9xc5h285ni06dnby64vzfmwknx7j6wgz6hdqxa40.nar", 1));
-        c.delay(Duration.ofMillis(150)).put("/" + h + ".narinfo", narinfo(h, "mid", "nar/27ldlbv36f8dfswz8lf87w35a777v4fmkxqq9ldql2gz3wr2c541.nar", 1));
+        c.delay(Duration.ofMillis(450)).put("/" + h + ".narinfo", narinfo(h, "mid", "nar/27ldlbv36f8dfswz8lf87w35a777v4fmkxqq9ldql2gz3wr2c541.nar", 1));
         ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 10, c.uri(), 10));
 
         HttpResponse<byte[]> r = ncro.get("/" + h + ".narinfo");

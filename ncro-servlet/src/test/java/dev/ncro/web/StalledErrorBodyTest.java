@@ -38,21 +38,22 @@ class StalledErrorBodyTest extends TwoUpstreams {
     private void check(String head) throws Exception {
         try (StallingUpstream raw = new StallingUpstream(head)) {
             b.put("/" + NAR, "bbbbbbbbbb");
-            ncro = NcroUnderTest.start("server:\n  first_byte_timeout: 300ms\n  write_timeout: 300s\n"
+            // 1 s, not less: the healthy upstream must answer within it on a loaded machine too
+            ncro = NcroUnderTest.start("server:\n  first_byte_timeout: 1s\n  write_timeout: 300s\n"
                     + NcroUnderTest.config(null, raw.uri(), 10, b.uri(), 20) + "health:\n  probe_interval: 1h\n");
             long t0 = System.nanoTime();
             HttpResponse<byte[]> r;
             try {
-                r = ncro.http.send(HttpRequest.newBuilder(ncro.uri("/" + NAR)).timeout(Duration.ofSeconds(8)).build(),
+                r = ncro.http.send(HttpRequest.newBuilder(ncro.uri("/" + NAR)).timeout(Duration.ofSeconds(15)).build(),
                         HttpResponse.BodyHandlers.ofByteArray());
             } catch (java.net.http.HttpTimeoutException e) {
-                throw new AssertionError("NAR still waiting after 8 s (first_byte_timeout 300ms); raw asked "
+                throw new AssertionError("NAR still waiting after 15 s (first_byte_timeout 1s); raw asked "
                         + raw.narRequests + " times, b " + b.count("/" + NAR) + " times", e);
             }
             long ms = (System.nanoTime() - t0) / 1_000_000;
             assertEquals(200, r.statusCode());
             assertEquals("bbbbbbbbbb", new String(r.body(), StandardCharsets.UTF_8));
-            assertTrue(ms < 3000, "took " + ms + " ms");
+            assertTrue(ms < 8000, "took " + ms + " ms (waiting out write_timeout would take 300 s)");
         }
     }
 
