@@ -180,7 +180,9 @@ public final class MeshNode extends AbstractLifeCycle implements RouteHints {
 
     @Override
     public Optional<Upstream> hint(String hash) {
-        return hints.get(hash, clock.millis());
+        // the upstream must still be one of this node's: a discovered cache that went away
+        // since the peer's route was merged is never asked again because of it
+        return hints.get(hash, clock.millis()).filter(u -> u.equals(configuredUpstream.apply(u.base().toString())));
     }
 
     @Override

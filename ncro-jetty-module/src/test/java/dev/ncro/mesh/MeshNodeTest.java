@@ -95,6 +95,27 @@ class MeshNodeTest {
     }
 
     @Test
+    void aHintToAnUpstreamRemovedSinceItWasMerged_isNoLongerGiven() throws Exception {
+        // a discovered cache that went away: the engine's upstreams no longer have its URL
+        Map<String, Upstream> configured = new java.util.concurrent.ConcurrentHashMap<>(Map.of(U1.base().toString(), U1));
+        NcroConfig.Mesh config = new NcroConfig.Mesh(true, new Listen("127.0.0.1", 0),
+                List.of(new NcroConfig.Peer("127.0.0.1:9", peer.publicKeyHex())), "", INTERVAL, false);
+        MeshNode n = new MeshNode(config, Duration.ofHours(1), configured::get, clock, null, Runnable::run, metrics,
+                UdpTransport.FACTORY);
+        n.start();
+        started.add(n);
+        String h = WireFormatTest.hash(new Random(11));
+        byte[] p = announce(peer, T0, seq.getAndIncrement(), route(h, U1.base().toString()));
+        n.receive(p, 0, p.length, null);
+        assertEquals(U1, n.hint(h).orElseThrow());
+
+        configured.remove(U1.base().toString());
+        assertTrue(n.hint(h).isEmpty(), "a removed upstream is never chosen again, not even through a peer's hint");
+        configured.put(U1.base().toString(), U1);
+        assertEquals(U1, n.hint(h).orElseThrow(), "back under the same URL: the hint holds again");
+    }
+
+    @Test
     void replayedStaleForeignAndForgedPackets_areDroppedAndCountedByReason() throws Exception {
         MeshNode n = node();
         byte[] ok = announce(peer, T0, 500);
