@@ -92,6 +92,19 @@ public final class Discovery extends AbstractLifeCycle {
      */
     public Discovery(NcroConfig.Discovery config, Registry registry, Executor executor,
             org.eclipse.jetty.util.thread.Scheduler timer, String instanceName) {
+        this(config, registry, executor, timer, instanceName, NetworkInterface::getNetworkInterfaces);
+    }
+
+    /** Where the interfaces to browse on are listed (tests give a host without any). */
+    interface Interfaces {
+        java.util.Enumeration<NetworkInterface> list() throws SocketException;
+    }
+
+    private final Interfaces interfaces;
+
+    Discovery(NcroConfig.Discovery config, Registry registry, Executor executor,
+            org.eclipse.jetty.util.thread.Scheduler timer, String instanceName, Interfaces interfaces) {
+        this.interfaces = interfaces;
         this.config = config;
         this.registry = registry;
         this.executor = executor;
@@ -271,10 +284,27 @@ public final class Discovery extends AbstractLifeCycle {
         return null;
     }
 
-    private static List<InetAddress> interfaceAddresses() throws SocketException {
+    /**
+     * The addresses to browse on; none (logged) when the host has no usable interface or they
+     * cannot be listed (a network namespace with no interface up): ncro starts all the same.
+     */
+    private List<InetAddress> interfaceAddresses() {
         Set<InetAddress> out = new HashSet<>();
-        for (NetworkInterface ni : Collections.list(NetworkInterface.getNetworkInterfaces())) {
-            if (!ni.isUp() || ni.isLoopback() || !ni.supportsMulticast()) continue;
+        java.util.Enumeration<NetworkInterface> all;
+        try {
+            all = interfaces.list();
+        } catch (SocketException | RuntimeException e) {
+            LOG.warn("mDNS discovery cannot list network interfaces: {}", e.toString());
+            return List.of();
+        }
+        if (all == null) return List.of();
+        for (NetworkInterface ni : Collections.list(all)) {
+            try {
+                if (!ni.isUp() || ni.isLoopback() || !ni.supportsMulticast()) continue;
+            } catch (SocketException e) {
+                LOG.warn("mDNS discovery skips interface {}: {}", ni.getName(), e.toString());
+                continue;
+            }
             for (InetAddress a : Collections.list(ni.getInetAddresses())) if (a instanceof Inet4Address) out.add(a);
         }
         return new ArrayList<>(out);

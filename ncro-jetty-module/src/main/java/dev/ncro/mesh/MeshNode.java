@@ -180,7 +180,9 @@ public final class MeshNode extends AbstractLifeCycle implements RouteHints {
 
     @Override
     public Optional<Upstream> hint(String hash) {
-        return hints.get(hash, clock.millis());
+        // the upstream must still be one of this node's: a discovered cache that went away
+        // since the peer's route was merged is never asked again because of it
+        return hints.get(hash, clock.millis()).filter(u -> u.equals(configuredUpstream.apply(u.base().toString())));
     }
 
     @Override
@@ -289,6 +291,12 @@ public final class MeshNode extends AbstractLifeCycle implements RouteHints {
                 || own != null && own.publicKeyHex().equals(k)) {
             return false;
         }
+        // anyone on the LAN can announce an ncro: what this node keeps (and sends to) is bounded
+        long discoveredPeers = peers.values().stream().filter(p -> !p.configured).count();
+        if (discoveredPeers >= Defaults.MESH_MAX_OTHER_PEERS) {
+            LOG.warn("mesh: discovered peer {} at {} not added: already {} discovered peers", k, addr, discoveredPeers);
+            return false;
+        }
         Peer peer = new Peer(k, addr, false);
         Peer seen = others.remove(k);
         if (seen != null) peer.window.copyFrom(seen.window);
@@ -301,7 +309,21 @@ public final class MeshNode extends AbstractLifeCycle implements RouteHints {
     public synchronized void undiscovered(String publicKeyHex) {
         String k = publicKeyHex.toLowerCase(java.util.Locale.ROOT);
         Peer p = peers.get(k);
-        if (p != null && !p.configured) peers.remove(k);
+        if (p != null && !p.configured) {
+            peers.remove(k);
+            // its packets are still accepted (accept_any_peer): it keeps its replay history
+            remember(k, p);
+        }
+    }
+
+    /** Keeps a sender that is not a peer, at most {@link Defaults#MESH_MAX_OTHER_PEERS} (least recent out). */
+    private void remember(String sender, Peer peer) {
+        others.put(sender, peer);
+        if (others.size() > Defaults.MESH_MAX_OTHER_PEERS) {
+            var eldest = others.keySet().iterator();
+            eldest.next();
+            eldest.remove();
+        }
     }
 
     // ---- receiving ----
@@ -340,12 +362,7 @@ public final class MeshNode extends AbstractLifeCycle implements RouteHints {
         if (Math.abs(a.timestamp() - now) > windowMs) return reject(peer, Verdict.STALE);
         if (peer == null) {
             peer = new Peer(sender, String.valueOf(from), false);
-            others.put(sender, peer);
-            if (others.size() > Defaults.MESH_MAX_OTHER_PEERS) {
-                var eldest = others.keySet().iterator();
-                eldest.next();
-                eldest.remove();
-            }
+            remember(sender, peer);
         }
         if (!peer.window.accept(a.seq())) return reject(peer, Verdict.REPLAYED);
         peer.lastPacketAt = now;

@@ -95,6 +95,49 @@ class MeshNodeTest {
     }
 
     @Test
+    void aHintToAnUpstreamRemovedSinceItWasMerged_isNoLongerGiven() throws Exception {
+        // a discovered cache that went away: the engine's upstreams no longer have its URL
+        Map<String, Upstream> configured = new java.util.concurrent.ConcurrentHashMap<>(Map.of(U1.base().toString(), U1));
+        NcroConfig.Mesh config = new NcroConfig.Mesh(true, new Listen("127.0.0.1", 0),
+                List.of(new NcroConfig.Peer("127.0.0.1:9", peer.publicKeyHex())), "", INTERVAL, false);
+        MeshNode n = new MeshNode(config, Duration.ofHours(1), configured::get, clock, null, Runnable::run, metrics,
+                UdpTransport.FACTORY);
+        n.start();
+        started.add(n);
+        String h = WireFormatTest.hash(new Random(11));
+        byte[] p = announce(peer, T0, seq.getAndIncrement(), route(h, U1.base().toString()));
+        n.receive(p, 0, p.length, null);
+        assertEquals(U1, n.hint(h).orElseThrow());
+
+        configured.remove(U1.base().toString());
+        assertTrue(n.hint(h).isEmpty(), "a removed upstream is never chosen again, not even through a peer's hint");
+        configured.put(U1.base().toString(), U1);
+        assertEquals(U1, n.hint(h).orElseThrow(), "back under the same URL: the hint holds again");
+    }
+
+    @Test
+    void discoveredPeers_areBounded_andOneThatGoesAway_keepsItsReplayHistory() throws Exception {
+        NcroMetrics m = new NcroMetrics();
+        MeshNode open = node(m, true);
+        // anyone on the LAN can announce ncro=1 services: their number must not grow what this node keeps (and sends to)
+        for (int i = 0; i < dev.ncro.config.Defaults.MESH_MAX_OTHER_PEERS + 50; i++) {
+            open.discovered(NodeKey.generate(new SecureRandom()).publicKeyHex(), "127.0.0.1:9");
+        }
+        assertTrue(((List<?>) open.report().get("peers")).size() <= dev.ncro.config.Defaults.MESH_MAX_OTHER_PEERS,
+                "discovered peers are capped");
+
+        MeshNode open2 = node(m, true);
+        NodeKey stranger = NodeKey.generate(new SecureRandom());
+        assertTrue(open2.discovered(stranger.publicKeyHex(), "127.0.0.1:9"));
+        byte[] first = announce(stranger, T0, 7);
+        open2.receive(first, 0, first.length, null);
+        assertEquals(1, m.meshPackets.labelValues("in", "accepted").get());
+        open2.undiscovered(stranger.publicKeyHex());
+        open2.receive(first, 0, first.length, null);
+        assertEquals(1, m.meshPackets.labelValues("in", "accepted").get(), "its mDNS record went away: a replay is still a replay");
+    }
+
+    @Test
     void replayedStaleForeignAndForgedPackets_areDroppedAndCountedByReason() throws Exception {
         MeshNode n = node();
         byte[] ok = announce(peer, T0, 500);
@@ -348,7 +391,8 @@ class MeshNodeTest {
         assertEquals("127.0.0.1:9", ((Map<?, ?>) rows.get(0)).get("addr"));
 
         open.undiscovered(stranger.publicKeyHex());
-        assertEquals(0, ((List<?>) open.report().get("peers")).size());
+        // no longer a peer announced to; still a sender whose packets are accepted (one row, its replay history kept)
+        assertEquals(1, ((List<?>) open.report().get("peers")).size());
         strict.undiscovered(peer.publicKeyHex());
         assertEquals(1, ((List<?>) strict.report().get("peers")).size(), "a configured peer stays");
     }
