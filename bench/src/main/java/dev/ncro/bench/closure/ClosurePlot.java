@@ -73,13 +73,6 @@ final class ClosurePlot {
             g.setColor(new Color(0xd62728));
             g.setStroke(new BasicStroke(1.5f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10, new float[] {6, 4}, 0));
             g.drawLine(LEFT, boundY, WIDTH - RIGHT, boundY);
-            // the label sits on a white box so that bars behind it do not hide it
-            String boundLabel = String.format("critical-path bound %.2f s", boundMillis / 1000.0);
-            int labelWidth = g.getFontMetrics().stringWidth(boundLabel);
-            g.setColor(Color.WHITE);
-            g.fillRect(WIDTH - RIGHT - labelWidth - 8, boundY - 18, labelWidth + 6, 15);
-            g.setColor(new Color(0xd62728));
-            g.drawString(boundLabel, WIDTH - RIGHT - labelWidth - 5, boundY - 6);
             // legend
             int ly = HEIGHT - 25;
             g.setColor(DIRECT);
@@ -90,6 +83,11 @@ final class ClosurePlot {
             g.fillRect(LEFT + 300, ly - 10, 12, 12);
             g.setColor(Color.BLACK);
             g.drawString("through ncro (substituters = ncro)", LEFT + 318, ly);
+            // the bound's label goes in the legend: on the line it would hide bars
+            g.setColor(new Color(0xd62728));
+            g.drawLine(LEFT + 580, ly - 4, LEFT + 610, ly - 4);
+            g.setColor(Color.BLACK);
+            g.drawString(String.format("critical-path bound (narinfo phase) %.2f s", boundMillis / 1000.0), LEFT + 618, ly);
         } finally {
             g.dispose();
         }
