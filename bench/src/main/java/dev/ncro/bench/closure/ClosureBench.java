@@ -224,7 +224,29 @@ public final class ClosureBench {
         }
         Path config = dir.resolve("ncro.yaml");
         Files.writeString(config, yaml);
-        return Distribution.start(home, base, dir, config, List.of("-Xmx512m", "-Dorg.eclipse.jetty.LEVEL=WARN"), 120);
+        Distribution ncro = Distribution.start(home, base, dir, config, List.of("-Xmx512m", "-Dorg.eclipse.jetty.LEVEL=WARN"), 120);
+        warmUp(ncro);
+        return ncro;
+    }
+
+    /**
+     * With {@code -Dclosure.warmup=N}, N narinfo lookups of hashes no cache holds (16 at a
+     * time) before the cold run: the JVM has loaded and run its request path, while the
+     * closure's routes are still unknown. Off by default: then "cold" is a JVM just started.
+     */
+    private static void warmUp(Distribution ncro) throws Exception {
+        int lookups = Integer.getInteger("closure.warmup", 0);
+        java.util.Random random = new java.util.Random(lookups);
+        for (int done = 0; done < lookups; done += 16) {
+            List<java.util.concurrent.CompletableFuture<HttpResponse<Void>>> wave = new ArrayList<>();
+            for (int i = done; i < Math.min(lookups, done + 16); i++) {
+                StringBuilder hash = new StringBuilder();
+                for (int k = 0; k < 32; k++) hash.append("0123456789abcdfghijklmnpqrsvwxyz".charAt(random.nextInt(32)));
+                wave.add(HTTP.sendAsync(HttpRequest.newBuilder(URI.create(ncro.url() + "/" + hash + ".narinfo")).build(),
+                        HttpResponse.BodyHandlers.discarding()));
+            }
+            for (var answer : wave) answer.get();
+        }
     }
 
     private List<String> cacheUrls() {
