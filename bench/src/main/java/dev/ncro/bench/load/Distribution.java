@@ -31,7 +31,7 @@ import java.util.regex.Pattern;
  * process and everything it started: SIGTERM, then SIGKILL after a grace; a shutdown hook does
  * the same if the bench JVM is interrupted.
  */
-final class Distribution implements AutoCloseable {
+public final class Distribution implements AutoCloseable {
     private static final Pattern MASK = Pattern.compile("[0-9a-z]{32,64}|\\b\\d+(\\.\\d+)?\\b");
     private static final Pattern LEVEL = Pattern.compile("^\\S+ (WARN|ERROR)\\s+\\[[^]]*] (\\S+) - (.*)$");
 
@@ -65,7 +65,7 @@ final class Distribution implements AutoCloseable {
     }
 
     /** Starts the distribution and waits for Jetty's "Started" line (at most {@code maxSeconds}). */
-    static Distribution start(Path home, Path base, Path work, Path config, List<String> jvmOptions, int maxSeconds)
+    public static Distribution start(Path home, Path base, Path work, Path config, List<String> jvmOptions, int maxSeconds)
             throws Exception {
         if (!Files.isRegularFile(home.resolve("start.jar")) || !Files.isDirectory(base.resolve("lib/ncro"))) {
             throw new IllegalStateException("no assembled distribution at " + home + " and " + base
@@ -145,7 +145,7 @@ final class Distribution implements AutoCloseable {
         }
     }
 
-    String url() {
+    public String url() {
         return "http://127.0.0.1:" + port;
     }
 

@@ -1,0 +1,298 @@
+package dev.ncro.bench.closure;
+
+import dev.ncro.bench.load.Distribution;
+import dev.ncro.testing.FakeCache;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The closure benchmark with the real Nix client ({@code bench/run closure}): a 30-path closure
+ * of depth 6 ({@link ClosureFixture}) spread over signed fake caches with injected delays
+ * (default 20/80/150/300 ms, {@code -Dclosure.delays=}), realised by {@code nix-store -r}
+ * straight from the caches (listed fastest first: they all say Priority 40, so Nix keeps that
+ * order) and through ncro (the assembled Jetty distribution in a JVM of its own, every cache
+ * one upstream in one tier with its key) — the narinfo phase alone ({@code --dry-run}) and the
+ * whole closure at {@code max-jobs} 1 and 16 (Nix 2.8 has no {@code max-substitution-jobs}:
+ * substitutions count against {@code max-jobs}). Cold: ncro just started on a new route
+ * database; warm: the same ncro again, its routes remembered. Every client run gets a fresh
+ * store and a fresh narinfo cache. Each figure is the median of {@code -Dclosure.reps=3} runs.
+ *
+ * <p>It also counts the NAR bytes the caches sent (GETs of the closure's NAR URLs, at their
+ * file sizes) against the bytes ncro streamed to its client ({@code ncro_nar_streamed_bytes_total}),
+ * so NAR read-ahead shows as the difference, and runs clients that only query ({@code --dry-run},
+ * one cold then nine warm) to show what they make ncro download. The plot of closure time by mode
+ * goes to {@code bench/target/closure.png}.
+ */
+public final class ClosureBench {
+    private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+
+    /** What a client run asks for. */
+    enum Mode {
+        DRY("narinfo phase (`--dry-run`)", true, 1),
+        JOBS1("full closure, `max-jobs 1`", false, 1),
+        JOBS16("full closure, `max-jobs 16`", false, 16);
+
+        final String label;
+        final boolean dryRun;
+        final int maxJobs;
+
+        Mode(String label, boolean dryRun, int maxJobs) {
+            this.label = label;
+            this.dryRun = dryRun;
+            this.maxJobs = maxJobs;
+        }
+    }
+
+    /** One run's time and NAR traffic: bytes the caches sent, and bytes ncro sent its client (-1 direct). */
+    record Sample(long millis, long upstreamNarBytes, int upstreamNarGets, long narDelayMillis, long servedNarBytes) {}
+
+    private final Path work;
+    private final Path home;
+    private final Path base;
+    private final int reps;
+    private final long[] delays;
+    private final NixClient nix;
+    private final ClosureFixture fixture;
+    private final List<FakeCache> caches = new ArrayList<>();
+    private int runs;
+
+    private ClosureBench(Path work, Path home, Path base, int reps, long[] delays) {
+        this.work = work;
+        this.home = home;
+        this.base = base;
+        this.reps = reps;
+        this.delays = delays;
+        this.nix = new NixClient(work);
+        this.fixture = new ClosureFixture(work, nix, delays.length);
+    }
+
+    public static void main(String[] args) throws Exception {
+        long t0 = System.nanoTime();
+        NixClient.require();
+        Path work = Path.of(System.getProperty("closure.work", "bench/target/closure-work")).toAbsolutePath();
+        NixClient.delete(work);
+        Files.createDirectories(work);
+        long[] delays = Arrays.stream(System.getProperty("closure.delays", "20,80,150,300").split(","))
+                .mapToLong(s -> Long.parseLong(s.trim())).toArray();
+        ClosureBench bench = new ClosureBench(work,
+                Path.of(System.getProperty("ncro.jetty.home")).toAbsolutePath(),
+                Path.of(System.getProperty("ncro.jetty.base")).toAbsolutePath(),
+                Integer.getInteger("closure.reps", 3), delays);
+        try {
+            bench.run(Path.of(System.getProperty("closure.png", "bench/target/closure.png")));
+        } finally {
+            bench.caches.forEach(FakeCache::close);
+        }
+        System.out.printf("closure benchmark: %.0f s in all%n", (System.nanoTime() - t0) / 1e9);
+    }
+
+    private void run(Path png) throws Exception {
+        long t = System.nanoTime();
+        fixture.make(delays.length);
+        System.out.printf("fixture: %s (made in %.0f s)%n", fixture.sizeSummary(), (System.nanoTime() - t) / 1e9);
+        for (int c = 0; c < delays.length; c++) {
+            caches.add(FakeCache.start().serveDirectory(fixture.cacheDirs.get(c)).delay(Duration.ofMillis(delays[c])));
+            int c0 = c;
+            long held = fixture.nodes.values().stream().filter(n -> n.holders().contains(c0)).count();
+            System.out.printf("  cache %d: %d ms, holds %d paths%n", c, delays[c], held);
+        }
+        long bound = fixture.criticalPathMillis(delays);
+        System.out.printf("critical path bound (fastest holders' delays along the deepest reference chain): %d ms%n%n", bound);
+
+        String dryOnly = "";
+        long starting = 0;
+        long stopping = 0;
+        Sample[][] direct = new Sample[Mode.values().length][];
+        Sample[][] cold = new Sample[Mode.values().length][];
+        Sample[][] warm = new Sample[Mode.values().length][];
+        for (Mode mode : Mode.values()) {
+            direct[mode.ordinal()] = new Sample[reps];
+            cold[mode.ordinal()] = new Sample[reps];
+            warm[mode.ordinal()] = new Sample[reps];
+            for (int r = 0; r < reps; r++) {
+                direct[mode.ordinal()][r] = clientRun(mode, cacheUrls(), null);
+                long t0 = System.nanoTime();
+                Distribution ncro = startNcro(mode.name().toLowerCase() + "-" + r);
+                try {
+                    starting += System.nanoTime() - t0;
+                    cold[mode.ordinal()][r] = clientRun(mode, List.of(ncro.url()), ncro);
+                    warm[mode.ordinal()][r] = clientRun(mode, List.of(ncro.url()), ncro);
+                    if (mode == Mode.DRY && r == reps - 1) {
+                        dryOnly = dryRunOnly(ncro, cold[mode.ordinal()][r], warm[mode.ordinal()][r]);
+                    }
+                } finally {
+                    long t1 = System.nanoTime();
+                    ncro.close();
+                    stopping += System.nanoTime() - t1;
+                }
+            }
+            System.out.printf("  %s: direct %s, ncro cold %s, warm %s (ms); ncro starts so far %.0f s, stops %.0f s%n",
+                    mode.name(), times(direct[mode.ordinal()]), times(cold[mode.ordinal()]), times(warm[mode.ordinal()]),
+                    starting / 1e9, stopping / 1e9);
+        }
+        List<String[]> rows = new ArrayList<>();
+        List<ClosurePlot.Bar> bars = new ArrayList<>();
+        for (Mode mode : Mode.values()) {
+            long d = median(direct[mode.ordinal()]);
+            long c = median(cold[mode.ordinal()]);
+            long w = median(warm[mode.ordinal()]);
+            rows.add(new String[] {mode.label + ", cold", secs(d), secs(c), ratio(d, c)});
+            rows.add(new String[] {mode.label + ", warm routes", secs(d), secs(w), ratio(d, w)});
+            String shortLabel = mode == Mode.DRY ? "narinfo" : "max-jobs " + mode.maxJobs;
+            bars.add(new ClosurePlot.Bar(shortLabel + " cold", d, c));
+            bars.add(new ClosurePlot.Bar(shortLabel + " warm", d, w));
+        }
+        System.out.println();
+        System.out.printf("closure of %d paths, depth %d, caches %s ms; median of %d runs:%n%n",
+                fixture.nodes.size(), ClosureFixture.LEVELS.length, joined(delays), reps);
+        System.out.println("| run | Nix alone | through ncro | speedup |");
+        System.out.println("|---|---|---|---|");
+        for (String[] row : rows) System.out.println("| " + String.join(" | ", row) + " |");
+        System.out.printf("| critical path bound (narinfo phase) | %s | | |%n%n", secs(bound));
+
+        System.out.printf("NAR traffic (median run; the closure's compressed NARs total %s):%n%n", mib(fixture.totalFileSize()));
+        System.out.println("| run | NAR GETs at the caches | their delays, summed | NAR bytes from the caches | NAR bytes to the client |");
+        System.out.println("|---|---|---|---|---|");
+        for (Mode mode : Mode.values()) {
+            System.out.println(trafficRow(mode.label + ", Nix alone", direct[mode.ordinal()]));
+            System.out.println(trafficRow(mode.label + ", ncro cold", cold[mode.ordinal()]));
+            System.out.println(trafficRow(mode.label + ", ncro warm", warm[mode.ordinal()]));
+        }
+        System.out.println();
+        System.out.println(dryOnly);
+        ClosurePlot.write(png, "closure of " + fixture.nodes.size() + " paths, caches " + joined(delays)
+                + " ms: Nix 2.8 alone vs through ncro (median of " + reps + ")", bars, bound);
+        System.out.println("plot: " + png.toAbsolutePath());
+    }
+
+    /**
+     * Clients that only query: after the cold and the warm {@code --dry-run} of the last
+     * narinfo-phase run, eight more against the same ncro, which has seen nothing else. Whatever
+     * NAR bytes ncro downloads for them is wasted; read-ahead's guard must keep it small.
+     */
+    private String dryRunOnly(Distribution ncro, Sample cold, Sample warm) throws Exception {
+        long fetched = cold.upstreamNarBytes() + warm.upstreamNarBytes();
+        int gets = cold.upstreamNarGets() + warm.upstreamNarGets();
+        int clients = 10;
+        for (int i = 2; i < clients; i++) {
+            Sample s = clientRun(Mode.DRY, List.of(ncro.url()), ncro);
+            fetched += s.upstreamNarBytes();
+            gets += s.upstreamNarGets();
+        }
+        long readAheadable = fixture.fileSizes.values().stream().filter(s -> s <= 4L << 20).mapToLong(Long::longValue).sum();
+        return String.format("--dry-run clients only (%d in a row, one ncro): ncro downloaded %s of NARs from the caches (%d GETs),"
+                + " %.1f%% of the %s an unguarded read-ahead (NARs up to 4 MiB, once per client) would%n",
+                clients, mib(fetched), gets, 100.0 * fetched / (clients * readAheadable), mib(clients * readAheadable));
+    }
+
+    private Sample clientRun(Mode mode, List<String> substituters, Distribution ncro) throws Exception {
+        caches.forEach(FakeCache::clearLog);
+        double servedBefore = ncro == null ? 0 : metric(ncro, "ncro_nar_streamed_bytes_total");
+        long millis = nix.realise("run" + (runs++), fixture.top(), substituters, fixture.publicKeys, mode.maxJobs, mode.dryRun);
+        long served = ncro == null ? -1 : (long) (metric(ncro, "ncro_nar_streamed_bytes_total") - servedBefore);
+        long bytes = 0;
+        int gets = 0;
+        long waited = 0;
+        for (int c = 0; c < caches.size(); c++) {
+            for (FakeCache.Logged l : caches.get(c).requests()) {
+                Long size = fixture.narFiles.get(l.path());
+                if (size != null && l.method().equals("GET")) {
+                    bytes += size;
+                    gets++;
+                    waited += delays[c];
+                }
+            }
+        }
+        return new Sample(millis, bytes, gets, waited, served);
+    }
+
+    private Distribution startNcro(String name) throws Exception {
+        Path dir = work.resolve("ncro-" + name);
+        Files.createDirectories(dir);
+        StringBuilder yaml = new StringBuilder("upstreams:\n");
+        for (int c = 0; c < caches.size(); c++) {
+            yaml.append("  - url: ").append(caches.get(c).uri()).append("\n    priority: 40\n");
+            yaml.append("    public_key: \"").append(fixture.publicKeys.get(c)).append("\"\n");
+        }
+        Path config = dir.resolve("ncro.yaml");
+        Files.writeString(config, yaml);
+        Distribution ncro = Distribution.start(home, base, dir, config, List.of("-Xmx512m", "-Dorg.eclipse.jetty.LEVEL=WARN"), 120);
+        warmUp(ncro);
+        return ncro;
+    }
+
+    /**
+     * With {@code -Dclosure.warmup=N}, N narinfo lookups of hashes no cache holds (16 at a
+     * time) before the cold run: the JVM has loaded and run its request path, while the
+     * closure's routes are still unknown. Off by default: then "cold" is a JVM just started.
+     */
+    private static void warmUp(Distribution ncro) throws Exception {
+        int lookups = Integer.getInteger("closure.warmup", 0);
+        java.util.Random random = new java.util.Random(lookups);
+        for (int done = 0; done < lookups; done += 16) {
+            List<java.util.concurrent.CompletableFuture<HttpResponse<Void>>> wave = new ArrayList<>();
+            for (int i = done; i < Math.min(lookups, done + 16); i++) {
+                StringBuilder hash = new StringBuilder();
+                for (int k = 0; k < 32; k++) hash.append("0123456789abcdfghijklmnpqrsvwxyz".charAt(random.nextInt(32)));
+                wave.add(HTTP.sendAsync(HttpRequest.newBuilder(URI.create(ncro.url() + "/" + hash + ".narinfo")).build(),
+                        HttpResponse.BodyHandlers.discarding()));
+            }
+            for (var answer : wave) answer.get();
+        }
+    }
+
+    private List<String> cacheUrls() {
+        return caches.stream().map(c -> c.uri().toString()).toList();
+    }
+
+    private static double metric(Distribution ncro, String name) throws Exception {
+        HttpResponse<String> response = HTTP.send(HttpRequest.newBuilder(URI.create(ncro.url() + "/metrics")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        return response.body().lines().filter(l -> l.startsWith(name + " ") || l.startsWith(name + "{"))
+                .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1))).sum();
+    }
+
+    private static Sample medianSample(Sample[] samples) {
+        Sample[] sorted = samples.clone();
+        Arrays.sort(sorted, (a, b) -> Long.compare(a.millis(), b.millis()));
+        return sorted[sorted.length / 2];
+    }
+
+    private static long median(Sample[] samples) {
+        return medianSample(samples).millis();
+    }
+
+    private static String trafficRow(String label, Sample[] samples) {
+        Sample s = medianSample(samples);
+        return "| " + label + " | " + s.upstreamNarGets() + " | " + secs(s.narDelayMillis()) + " | " + mib(s.upstreamNarBytes()) + " | "
+                + (s.servedNarBytes() < 0 ? mib(s.upstreamNarBytes()) : mib(s.servedNarBytes())) + " |";
+    }
+
+    private static String times(Sample[] samples) {
+        return Arrays.stream(samples).map(s -> Long.toString(s.millis())).reduce((a, b) -> a + "/" + b).orElse("");
+    }
+
+    private static String joined(long[] values) {
+        return Arrays.stream(values).mapToObj(Long::toString).reduce((a, b) -> a + "/" + b).orElse("");
+    }
+
+    private static String secs(long millis) {
+        return String.format("%.2f s", millis / 1000.0);
+    }
+
+    private static String ratio(long direct, long ncro) {
+        return String.format("%.1f×", (double) direct / Math.max(1, ncro));
+    }
+
+    private static String mib(long bytes) {
+        return String.format("%.1f MiB", bytes / 1048576.0);
+    }
+}
