@@ -25,11 +25,12 @@ import java.util.Map;
  *   <li>ncro, the assembled distribution in a JVM of its own ({@code -Xmx512m}), in front of the
  *       same upstream, warmed so that every request is a hit from memory.</li>
  * </ol>
- * All three run at once and are measured in turn, {@code -Dhot.rounds} (3) times, medians
+ * All three run at once; each is first warmed by a {@code -Dhot.prewarm} (10) second
+ * {@code wrk} run (ncro's JIT), then they are measured in turn, {@code -Dhot.rounds} (3) times, medians
  * printed: a warm-up {@code wrk} run, then the measured one, {@code wrk -t2 -c64 -d10s --latency}
  * with a Lua script rotating over the 29 paths. Access logs are on for all three, to a file
  * (ncro's is kept in {@code bench/target/hot-ncro.log}). Settings: {@code -Dhot.seconds},
- * {@code -Dhot.warmup}, {@code -Dhot.connections}, {@code -Dhot.threads}, {@code -Dhot.rounds}.
+ * {@code -Dhot.warmup}, {@code -Dhot.connections}, {@code -Dhot.threads}, {@code -Dhot.rounds}, {@code -Dhot.prewarm}.
  */
 public final class HotPathBench {
     static final int PATHS = 29;
@@ -40,6 +41,7 @@ public final class HotPathBench {
     private final int connections = Integer.getInteger("hot.connections", 64);
     private final int threads = Integer.getInteger("hot.threads", 2);
     private final int rounds = Integer.getInteger("hot.rounds", 3);
+    private final int prewarmSeconds = Integer.getInteger("hot.prewarm", 10);
     private final Path home = Path.of(System.getProperty("ncro.jetty.home", "jetty-base/target/jetty-home")).toAbsolutePath();
     private final Path base = Path.of(System.getProperty("ncro.jetty.base", "jetty-base/target/jetty-base")).toAbsolutePath();
     private final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
@@ -63,8 +65,8 @@ public final class HotPathBench {
             }
             Wrk wrk = new Wrk(work, paths);
             System.out.printf("hot narinfo: %d distinct narinfos, all known; wrk -t%d -c%d -d%ds --latency after a %d s"
-                    + " warm-up run, %d rounds (servers in turn, medians); %d cores, Java %s, %s%n", PATHS, threads,
-                    connections, seconds, warmupSeconds, rounds, Runtime.getRuntime().availableProcessors(),
+                    + " warm-up run, %d rounds (servers in turn, medians; each prewarmed %d s); %d cores, Java %s, %s%n", PATHS, threads,
+                    connections, seconds, warmupSeconds, rounds, prewarmSeconds, Runtime.getRuntime().availableProcessors(),
                     Runtime.version(), nginxVersion());
             Path config = work.resolve("ncro.yaml");
             Files.writeString(config, "upstreams:\n  - url: " + upstream.uri() + "\n    priority: 10\n");
@@ -78,16 +80,19 @@ public final class HotPathBench {
                 urls.put(statics.name, statics.url());
                 urls.put(cache.name, cache.url());
                 urls.put("ncro", ncro.url());
-                for (String url : urls.values()) warm(url, paths);
-                long before = upstream.requests().size();
+                for (String url : urls.values()) {
+                    warm(url, paths);
+                    wrk.run(url, threads, connections, prewarmSeconds); // the JIT, nginx's page cache
+                }
+                long before = narinfoRequests(upstream);
                 Map<String, List<Wrk.Result>> results = new LinkedHashMap<>();
                 for (int round = 0; round < rounds; round++) {
                     for (var e : urls.entrySet()) {
                         results.computeIfAbsent(e.getKey(), k -> new ArrayList<>()).add(measure(wrk, e.getValue()));
                     }
                 }
-                long asked = upstream.requests().size() - before;
-                if (asked > 0) System.out.printf("  (the upstream was asked %d times during the runs: not all hits)%n", asked);
+                long asked = narinfoRequests(upstream) - before;
+                if (asked > 0) System.out.printf("  (the upstream was asked for %d narinfos during the runs: not all hits)%n", asked);
                 print(results);
                 Files.copy(ncro.logFile, KEPT_LOG, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
             }
@@ -96,6 +101,10 @@ public final class HotPathBench {
                 files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
             }
         }
+    }
+
+    private static long narinfoRequests(FakeCache upstream) {
+        return upstream.requests().stream().filter(r -> r.path().endsWith(".narinfo")).count();
     }
 
     private Wrk.Result measure(Wrk wrk, String url) throws Exception {

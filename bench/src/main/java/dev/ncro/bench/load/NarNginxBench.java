@@ -22,7 +22,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * <ol>
  *   <li>nginx from a static file (sendfile): the ceiling of the box;</li>
  *   <li>nginx as a streaming reverse proxy ({@code proxy_buffering off});</li>
- *   <li>ncro, the assembled distribution in a JVM of its own ({@code -Dnar.jvm}, default
+ *   <li>ncro, the assembled distribution in a JVM of its own ({@code -Dnar.jvm}, options separated by commas, default
  *       {@code -Xmx512m}).</li>
  * </ol>
  * {@code -Dnar.runs} (3) streams each, the median printed; and ncro's resident set
@@ -35,7 +35,7 @@ public final class NarNginxBench {
 
     private final long size = Long.getLong("nar.bytes", 1L << 30);
     private final int runs = Integer.getInteger("nar.runs", 3);
-    private final List<String> jvm = List.of(System.getProperty("nar.jvm", "-Xmx512m").split("\\s+"));
+    private final List<String> jvm = List.of(System.getProperty("nar.jvm", "-Xmx512m").split("[\\s,]+"));
     private final Path home = Path.of(System.getProperty("ncro.jetty.home", "jetty-base/target/jetty-home")).toAbsolutePath();
     private final Path base = Path.of(System.getProperty("ncro.jetty.base", "jetty-base/target/jetty-base")).toAbsolutePath();
 
