@@ -39,6 +39,14 @@ public final class Bench {
             dev.ncro.bench.load.LoadBench.main(args);
             return;
         }
+        if (which.equals("hot")) {
+            dev.ncro.bench.load.HotPathBench.main(args);
+            return;
+        }
+        if (which.equals("nar-nginx")) {
+            dev.ncro.bench.load.NarNginxBench.main(args);
+            return;
+        }
         if (which.equals("mesh")) {
             MeshSim.main(args);
             return;

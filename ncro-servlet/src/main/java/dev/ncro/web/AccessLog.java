@@ -22,8 +22,9 @@ import org.slf4j.LoggerFactory;
  * scheme are the request's: behind a TLS terminator, with Jetty's {@code forwarded} module,
  * they are the client's and its scheme, not the terminator's.
  *
- * <p>Every request ncro answers is asynchronous, so every one starts through
- * {@link #startAsync}, which registers the line before anything can complete the request.
+ * <p>A request answered asynchronously starts through {@link #startAsync}, which registers the
+ * line before anything can complete the request; one answered on its request thread (a narinfo
+ * from memory) calls {@link #log} once its answer is written.
  * A 1000-path closure costs about 2000 lines; {@code <logger name="dev.ncro.access"
  * level="WARN"/>} in {@code resources/logback.xml} turns them off.
  */
@@ -40,8 +41,8 @@ final class AccessLog implements AsyncListener {
     private final String method;
     private final String path;
 
-    private AccessLog(HttpServletRequest request) {
-        startNanos = System.nanoTime();
+    private AccessLog(HttpServletRequest request, long startNanos) {
+        this.startNanos = startNanos;
         client = request.getRemoteAddr();
         scheme = request.getScheme();
         method = request.getMethod();
@@ -51,9 +52,22 @@ final class AccessLog implements AsyncListener {
 
     /** {@link HttpServletRequest#startAsync()}, with the access line written when it completes. */
     static AsyncContext startAsync(HttpServletRequest request) {
+        return startAsync(request, System.nanoTime());
+    }
+
+    /** {@link #startAsync(HttpServletRequest)} for a request ncro took up at {@code startNanos}. */
+    static AsyncContext startAsync(HttpServletRequest request, long startNanos) {
         AsyncContext async = request.startAsync();
-        if (LOG.isInfoEnabled()) async.addListener(new AccessLog(request));
+        if (LOG.isInfoEnabled()) async.addListener(new AccessLog(request, startNanos));
         return async;
+    }
+
+    /**
+     * The line for a request answered on its own thread, without {@code startAsync}, once its
+     * answer is written; {@code startNanos} is {@link System#nanoTime()} when ncro took it up.
+     */
+    static void log(HttpServletRequest request, int status, long startNanos) {
+        if (LOG.isInfoEnabled()) new AccessLog(request, startNanos).write(request, status);
     }
 
     /** Names the upstream whose answer this request is given. */
@@ -69,8 +83,10 @@ final class AccessLog implements AsyncListener {
     @Override
     public void onComplete(AsyncEvent event) {
         AsyncContext async = event.getAsyncContext();
-        int status = ((HttpServletResponse) async.getResponse()).getStatus();
-        ServletRequest request = async.getRequest();
+        write(async.getRequest(), ((HttpServletResponse) async.getResponse()).getStatus());
+    }
+
+    private void write(ServletRequest request, int status) {
         Object upstream = request.getAttribute(UPSTREAM);
         long millis = (System.nanoTime() - startNanos) / 1_000_000;
         LOG.info("{} {} {} {} {}{} {}ms{}", client, scheme, method, path, status,

@@ -1,6 +1,7 @@
 package dev.ncro.web;
 
 import dev.ncro.api.Answer;
+import dev.ncro.api.NarinfoAnswer;
 import dev.ncro.api.NcroService;
 import jakarta.servlet.AsyncContext;
 import jakarta.servlet.AsyncEvent;
@@ -13,6 +14,7 @@ import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.regex.Pattern;
 
@@ -20,8 +22,8 @@ import java.util.regex.Pattern;
  * The front door: every request is classified here, cheapest and hottest first.
  * <ol>
  *   <li>methods other than GET and HEAD: 405;</li>
- *   <li>{@code /<hash>.narinfo} with a 32-character nix32 hash: answered here, asynchronously,
- *       from the engine's race;</li>
+ *   <li>{@code /<hash>.narinfo} with a 32-character nix32 hash: answered here; from memory on
+ *       the request thread, otherwise asynchronously from the engine's race;</li>
  *   <li>{@code /nix-cache-info}, {@code /health}, {@code /metrics}, and the status page at
  *       exactly {@code /}: answered here;</li>
  *   <li>{@code /nar/...} in one of the {@link #NAR} forms: passed to the NAR servlet;</li>
@@ -77,7 +79,7 @@ public final class NcroFilter extends HttpFilter {
                 plain(request, 400, "a narinfo request takes no query string", head);
                 return;
             }
-            narinfo(request, narinfo.group(1), head);
+            narinfo(request, response, narinfo.group(1), head);
         } else if (path.equals("/nix-cache-info")) {
             SmallResponse.send(AccessLog.startAsync(request), 200, "text/x-nix-cache-info",
                     ncro.cacheInfo().getBytes(StandardCharsets.UTF_8), head);
@@ -99,8 +101,18 @@ public final class NcroFilter extends HttpFilter {
         }
     }
 
-    private void narinfo(HttpServletRequest request, String hash, boolean head) {
-        AsyncContext async = AccessLog.startAsync(request);
+    private void narinfo(HttpServletRequest request, HttpServletResponse response, String hash, boolean head) {
+        long startNanos = System.nanoTime();
+        CompletableFuture<NarinfoAnswer> lookup = ncro.narinfo(hash, head);
+        if (lookup.isDone() && !lookup.isCompletedExceptionally()) {
+            // the hot path, a hit from memory: the same answer as below, without startAsync
+            NarinfoAnswer answer = lookup.join();
+            AccessLog.upstream(request, answer.upstream());
+            SmallResponse.sendNow(response, answer.status(), contentType(answer), answer.body(), head);
+            AccessLog.log(request, answer.status(), startNanos);
+            return;
+        }
+        AsyncContext async = AccessLog.startAsync(request, startNanos);
         async.setTimeout(NARINFO_ASYNC_TIMEOUT_MS);
         AtomicBoolean answered = new AtomicBoolean();
         async.addListener(new AsyncListener() {
@@ -120,17 +132,20 @@ public final class NcroFilter extends HttpFilter {
             @Override
             public void onStartAsync(AsyncEvent event) {}
         });
-        ncro.narinfo(hash, head).whenComplete((answer, failure) -> {
+        lookup.whenComplete((answer, failure) -> {
             if (!answered.compareAndSet(false, true)) return;
             if (failure != null) {
                 SmallResponse.sendText(async, 502, "narinfo lookup for " + hash + " failed inside ncro (see its log)", head);
                 request.getServletContext().log("narinfo lookup for " + hash + " failed", failure);
             } else {
-                String type = answer.found() ? "text/x-nix-narinfo" : SmallResponse.TEXT;
                 AccessLog.upstream(request, answer.upstream());
-                SmallResponse.send(async, answer.status(), type, answer.body(), head);
+                SmallResponse.send(async, answer.status(), contentType(answer), answer.body(), head);
             }
         });
+    }
+
+    private static String contentType(NarinfoAnswer answer) {
+        return answer.found() ? "text/x-nix-narinfo" : SmallResponse.TEXT;
     }
 
     /** /health and /metrics: live state, never to be cached. */

@@ -44,7 +44,8 @@ public final class Distribution implements AutoCloseable {
     private final List<String> tail = new CopyOnWriteArrayList<>();
     private final Thread hook;
 
-    private Distribution(Path home, Path base, Path work, Path config, List<String> jvmOptions) throws IOException {
+    private Distribution(Path home, Path base, Path work, Path config, List<String> jvmOptions, boolean logToFile)
+            throws IOException {
         port = freePort();
         logFile = work.resolve("jetty.log");
         String java = ProcessHandle.current().info().command().orElse("java");
@@ -53,13 +54,14 @@ public final class Distribution implements AutoCloseable {
         command.addAll(jvmOptions);
         command.addAll(List.of("-jar", home.resolve("start.jar").toString(), "jetty.home=" + home, "jetty.base=" + base));
         ProcessBuilder pb = new ProcessBuilder(command).directory(base.toFile()).redirectErrorStream(true);
+        if (logToFile) pb.redirectOutput(logFile.toFile());
         pb.environment().put("NCRO_CONFIG", config.toString());
         pb.environment().put("NCRO_LISTEN", "127.0.0.1:" + port);
         pb.environment().put("NCRO_DB_PATH", work.resolve("routes.db").toString());
         process = pb.start();
         hook = new Thread(this::kill, "kill-ncro");
         Runtime.getRuntime().addShutdownHook(hook);
-        Thread reader = new Thread(this::readLog, "ncro-log");
+        Thread reader = new Thread(logToFile ? this::awaitStartedInFile : this::readLog, "ncro-log");
         reader.setDaemon(true);
         reader.start();
     }
@@ -67,11 +69,21 @@ public final class Distribution implements AutoCloseable {
     /** Starts the distribution and waits for Jetty's "Started" line (at most {@code maxSeconds}). */
     public static Distribution start(Path home, Path base, Path work, Path config, List<String> jvmOptions, int maxSeconds)
             throws Exception {
+        return start(home, base, work, config, jvmOptions, maxSeconds, false);
+    }
+
+    /**
+     * {@link #start}, with {@code logToFile}: the server's output goes straight to the log file,
+     * not through this JVM (a throughput run, where reading tens of thousands of access lines a
+     * second would cost the benchmark's CPU); nothing is counted then.
+     */
+    static Distribution start(Path home, Path base, Path work, Path config, List<String> jvmOptions, int maxSeconds,
+            boolean logToFile) throws Exception {
         if (!Files.isRegularFile(home.resolve("start.jar")) || !Files.isDirectory(base.resolve("lib/ncro"))) {
             throw new IllegalStateException("no assembled distribution at " + home + " and " + base
                     + ": run mvn -B -DskipTests package first (bench/run does)");
         }
-        Distribution d = new Distribution(home, base, work, config, jvmOptions);
+        Distribution d = new Distribution(home, base, work, config, jvmOptions, logToFile);
         try {
             if (!d.started.await(maxSeconds, TimeUnit.SECONDS) || !d.process.isAlive()) {
                 throw new IllegalStateException("Jetty did not start within " + maxSeconds + " s; last lines:\n"
@@ -105,6 +117,24 @@ public final class Distribution implements AutoCloseable {
             }
         } catch (IOException e) {
             // the process ended
+        } finally {
+            started.countDown();
+        }
+    }
+
+    private void awaitStartedInFile() {
+        try {
+            while (process.isAlive()) {
+                if (Files.exists(logFile)) {
+                    List<String> lines = Files.readAllLines(logFile);
+                    tail.clear();
+                    tail.addAll(lines.subList(Math.max(0, lines.size() - 40), lines.size()));
+                    if (lines.stream().anyMatch(l -> l.contains("Started oejs.Server@"))) break;
+                }
+                Thread.sleep(100);
+            }
+        } catch (IOException | InterruptedException | RuntimeException e) {
+            // the process ended or the file is unreadable: the start times out
         } finally {
             started.countDown();
         }
