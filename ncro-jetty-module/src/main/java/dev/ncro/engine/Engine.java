@@ -112,7 +112,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         NcroConfig.ReadAhead ra = config.readAhead();
         this.readAhead = new ReadAhead(ra, new ReadAheadGuard(clock, Defaults.READAHEAD_GUARD_WINDOW,
                 Math.min(Defaults.READAHEAD_GUARD_MIN_BYTES, ra.memory()), Defaults.READAHEAD_GUARD_PROBE_EVERY),
-                client, upstreams::streamGate, metrics, clock, config.server().writeTimeout());
+                client, upstreams::streamGate, metrics, clock, config.server().writeTimeout(), narRouting::failed);
         this.cacheInfo = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: " + config.server().cachePriority() + "\n";
         upstreams.all().forEach(u -> latencyHistory.put(u.name(), new LatencyHistory()));
         this.probes = new ProbeScheduler(upstreams.probeTargets(), client, config.health().probeInterval(),

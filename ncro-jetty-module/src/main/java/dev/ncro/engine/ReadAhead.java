@@ -68,12 +68,16 @@ final class ReadAhead {
     private final NcroMetrics metrics;
     private final InstantSource clock;
     private final Duration stallTimeout;
+    /** Told of an upstream that failed a read-ahead, so the download's own stream tries it last. */
+    private final java.util.function.BiConsumer<String, Upstream> failedOn;
     /** Unclaimed entries by NAR target, oldest first. */
     private final LinkedHashMap<String, Entry> entries = new LinkedHashMap<>();
     private long reserved;
 
     ReadAhead(NcroConfig.ReadAhead config, ReadAheadGuard guard, UpstreamClient client,
-            Function<Upstream, AsyncLimiter> streamGates, NcroMetrics metrics, InstantSource clock, Duration stallTimeout) {
+            Function<Upstream, AsyncLimiter> streamGates, NcroMetrics metrics, InstantSource clock, Duration stallTimeout,
+            java.util.function.BiConsumer<String, Upstream> failedOn) {
+        this.failedOn = failedOn;
         this.config = config;
         this.guard = guard;
         this.client = client;
@@ -339,6 +343,8 @@ final class ReadAhead {
         /** The fetch failed: nobody is served these bytes; a claimer falls back to the normal stream. */
         private void fail(String reason) {
             LOG.info("NAR read-ahead of {} from {} failed: {}; its download takes the normal stream", target, upstream, reason);
+            // the same memory a failed stream leaves: the download goes to the others first
+            failedOn.accept(target, upstream);
             synchronized (ReadAhead.this) {
                 if (entries.get(target) == this) {
                     entries.remove(target);

@@ -211,6 +211,24 @@ class ReadAheadTest extends TwoUpstreams {
     }
 
     @Test
+    void upstreamResettingTheReadAheadMidBody_isTriedLast_byTheDownload() throws Exception {
+        byte[] bytes = nar(9, 200_000);
+        String nar = path(a, 9, bytes);
+        b.put(nar, bytes);
+        a.resetAfter(nar, 1000); // and keeps resetting: a streamed download from a would fail too
+        startNcro(null);
+
+        ncro.get("/" + hashOf(nar) + ".narinfo");
+        await(() -> metrics().readAheadWastedBytes.get() > 0, "the read-ahead to fail");
+        HttpResponse<byte[]> r = ncro.get(nar);
+
+        assertEquals(200, r.statusCode());
+        assertArrayEquals(bytes, r.body());
+        assertEquals(1, a.count(nar), "a failed this NAR mid-body (the read-ahead): the download goes to b first");
+        assertEquals(1, b.count(nar));
+    }
+
+    @Test
     void readAheadAnswered503_clientIsServedByTheOtherUpstream() throws Exception {
         byte[] bytes = nar(8, 5000);
         String nar = path(a, 8, bytes);
