@@ -258,11 +258,11 @@ final class RawConfig {
                     new NcroConfig.Timeout(t.connect != null ? t.connect : sealedServer.connectTimeout(),
                             Optional.ofNullable(t.response),
                             t.firstByte != null ? t.firstByte : sealedServer.firstByteTimeout()),
-                    List.copyOf(keys.stream().filter(java.util.Objects::nonNull).toList()),
-                    List.copyOf(rules.stream().filter(java.util.Objects::nonNull).toList()),
-                    Optional.ofNullable(u.username), Optional.ofNullable(u.password), java.util.Set.copyOf(hosts)));
+                    keys.stream().filter(java.util.Objects::nonNull).toList(),
+                    rules.stream().filter(java.util.Objects::nonNull).toList(),
+                    Optional.ofNullable(u.username), Optional.ofNullable(u.password), hosts));
         }
-        return List.copyOf(sealed);
+        return sealed;
     }
 
     private NcroConfig.Cache sealCache(Problems problems) {
@@ -307,7 +307,7 @@ final class RawConfig {
             problems.add("discovery.service", "must be an mDNS service type like _nix-serve._tcp, got " + discovery.service);
         }
         return new NcroConfig.Discovery(discovery.enabled, discovery.service, discovery.domain, discovery.priority,
-                List.copyOf(keys.stream().filter(java.util.Objects::nonNull).toList()), discovery.advertise);
+                keys.stream().filter(java.util.Objects::nonNull).toList(), discovery.advertise);
     }
 
     private NcroConfig.Mesh sealMesh(Problems problems) {
@@ -336,7 +336,7 @@ final class RawConfig {
                 peers.add(new NcroConfig.Peer(peer.addr, peer.publicKey == null ? "" : peer.publicKey.toLowerCase(Locale.ROOT)));
             }
         }
-        return new NcroConfig.Mesh(mesh.enabled, bind, List.copyOf(peers), mesh.privateKey == null ? "" : mesh.privateKey,
+        return new NcroConfig.Mesh(mesh.enabled, bind, peers, mesh.privateKey == null ? "" : mesh.privateKey,
                 mesh.gossipInterval, mesh.acceptAnyPeer);
     }
 
