@@ -314,6 +314,7 @@ final class ReadAhead {
             data.get(bytes, received, n);
             if (digest != null) digest.update(bytes, received, n);
             received += n;
+            metrics.readAheadFetchedBytes.inc(n);
             UpstreamStream s;
             synchronized (this) {
                 s = stream;
