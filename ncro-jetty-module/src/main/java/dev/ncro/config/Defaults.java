@@ -109,9 +109,19 @@ public final class Defaults {
     /** The guard's window: bytes read ahead and bytes of them served, over this much time. */
     public static final Duration READAHEAD_GUARD_WINDOW = Duration.ofMinutes(5);
     /** The guard judges only once this many bytes were read ahead within its window. */
-    public static final long READAHEAD_GUARD_MIN_BYTES = 16L * 1024 * 1024;
-    /** While the guard pauses read-ahead, one candidate in this many is still read ahead (a probe). */
-    public static final int READAHEAD_GUARD_PROBE_EVERY = 16;
+    public static final long READAHEAD_GUARD_MIN_BYTES = 4L * 1024 * 1024;
+    /**
+     * Levels of a served narinfo's references looked up in the background: 1 is the client's
+     * next level, 2 the one after (a Nix client asks a level only once it has the one above).
+     */
+    public static final int READAHEAD_REFERENCE_DEPTH = 2;
+    public static final int READAHEAD_MAX_REFERENCE_DEPTH = 8;
+    /** Reference lookups waiting for a slot; more are not queued (the client asks for them itself). */
+    public static final int READAHEAD_MAX_QUEUED_REFERENCES = 4096;
+    /** Narinfos remembered as walked for reference read-ahead (for {@code readahead.ttl}). */
+    public static final int READAHEAD_MAX_WALKED = 100_000;
+    /** Candidates the guard held back, kept (for {@code readahead.ttl}) until a client downloads. */
+    public static final int READAHEAD_MAX_PARKED = 4096;
 
     /** Upstream HTTP client pool: far above HttpComponents' 25 total / 5 per route. */
     public static final int POOL_MAX_TOTAL = 512;

@@ -114,11 +114,13 @@ public record NcroConfig(Server server, List<Upstream> upstreams, Cache cache, H
      * @param maxNarSize only NARs whose FileSize is at most this are read ahead, in bytes
      * @param memory bytes of NARs read ahead and not yet claimed; the oldest are dropped first
      * @param ttl how long a NAR read ahead waits for its one download
+     * @param referenceDepth how many levels of a served narinfo's references are looked up in
+     *     the background (0: none)
      */
-    public record ReadAhead(boolean enabled, long maxNarSize, long memory, Duration ttl) {
+    public record ReadAhead(boolean enabled, long maxNarSize, long memory, Duration ttl, int referenceDepth) {
         /** Read-ahead off (for engines built in code). */
         public static final ReadAhead OFF = new ReadAhead(false, Defaults.READAHEAD_MAX_NAR_SIZE,
-                Defaults.READAHEAD_MEMORY, Defaults.READAHEAD_TTL);
+                Defaults.READAHEAD_MEMORY, Defaults.READAHEAD_TTL, 0);
     }
 
     /** @param publicKey the peer's ed25519 public key, 64 lower-case hex characters */

@@ -118,6 +118,7 @@ final class RawConfig {
         private Sizes.ByteSize maxNarSize = new Sizes.ByteSize(Defaults.READAHEAD_MAX_NAR_SIZE);
         private Sizes.ByteSize memory = new Sizes.ByteSize(Defaults.READAHEAD_MEMORY);
         private Duration ttl = Defaults.READAHEAD_TTL;
+        private int referenceDepth = Defaults.READAHEAD_REFERENCE_DEPTH;
     }
 
     static final class Peer {
@@ -351,7 +352,11 @@ final class RawConfig {
                     + "), got " + readahead.maxNarSize);
         }
         positive(problems, "readahead.ttl", readahead.ttl);
-        return new NcroConfig.ReadAhead(readahead.enabled, maxNarSize, memory, readahead.ttl);
+        if (readahead.referenceDepth < 0 || readahead.referenceDepth > Defaults.READAHEAD_MAX_REFERENCE_DEPTH) {
+            problems.add("readahead.reference_depth", "must be 0 (off) to " + Defaults.READAHEAD_MAX_REFERENCE_DEPTH
+                    + ", got " + readahead.referenceDepth);
+        }
+        return new NcroConfig.ReadAhead(readahead.enabled, maxNarSize, memory, readahead.ttl, readahead.referenceDepth);
     }
 
     private static void positive(Problems problems, String key, Duration d) {

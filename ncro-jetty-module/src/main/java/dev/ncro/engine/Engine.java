@@ -69,6 +69,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     private final NarinfoLookup lookups;
     private final NarRouting narRouting;
     private final ReadAhead readAhead;
+    private final ReferenceReadAhead references;
     private final InstantSource clock;
     /** Each upstream's latency after its last probes, for the status page; by display name. */
     private final Map<String, LatencyHistory> latencyHistory = new java.util.concurrent.ConcurrentHashMap<>();
@@ -111,8 +112,11 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
                 this::suspect);
         NcroConfig.ReadAhead ra = config.readAhead();
         this.readAhead = new ReadAhead(ra, new ReadAheadGuard(clock, Defaults.READAHEAD_GUARD_WINDOW,
-                Math.min(Defaults.READAHEAD_GUARD_MIN_BYTES, ra.memory()), Defaults.READAHEAD_GUARD_PROBE_EVERY),
+                Math.min(Defaults.READAHEAD_GUARD_MIN_BYTES, ra.memory())),
                 client, upstreams::streamGate, metrics, clock, config.server().writeTimeout(), narRouting::failed);
+        this.references = new ReferenceReadAhead(lookups::lookup, routes, executor, metrics,
+                ra.enabled() ? ra.referenceDepth() : 0, Math.max(1, cache.massQuery().maxConcurrentRaces() / 2),
+                Defaults.READAHEAD_MAX_QUEUED_REFERENCES, ra.ttl());
         this.cacheInfo = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: " + config.server().cachePriority() + "\n";
         upstreams.all().forEach(u -> latencyHistory.put(u.name(), new LatencyHistory()));
         this.probes = new ProbeScheduler(upstreams.probeTargets(), client, config.health().probeInterval(),
@@ -280,7 +284,10 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         // the read-ahead is registered before the web layer sees the answer, so that the
         // client's NAR request, which can only follow it, finds it
         return answer.thenApply(a -> {
-            if (a.found()) readAheadFor(hash, a.body());
+            if (a.found()) {
+                readAheadFor(hash, a.body());
+                references.served(hash, a.body());
+            }
             return a;
         });
     }
@@ -310,6 +317,8 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     public NarStream nar(NarRequest request, NarHandler handler) {
         if (readAhead.enabled() && ReadAhead.plain(request)) {
             ReadAhead.Entry entry = readAhead.claim(request.target());
+            // a client downloading: what the guard held back is read ahead now, off this thread
+            executor.execute(() -> readAhead.downloading(request.target()));
             if (entry != null) {
                 return new ReadAheadStream(entry, handler, () -> stream(request, handler),
                         u -> narRouting.failed(request.target(), u), metrics, scheduler, executor);

@@ -1,6 +1,7 @@
 package dev.ncro.engine;
 
 import dev.ncro.api.NarRequest;
+import dev.ncro.config.Defaults;
 import dev.ncro.config.NcroConfig;
 import dev.ncro.metrics.NcroMetrics;
 import dev.ncro.upstream.StreamingConsumer;
@@ -72,6 +73,8 @@ final class ReadAhead {
     private final java.util.function.BiConsumer<String, Upstream> failedOn;
     /** Unclaimed entries by NAR target, oldest first. */
     private final LinkedHashMap<String, Entry> entries = new LinkedHashMap<>();
+    /** Candidates held back by the guard or busy stream slots, by NAR target, oldest first; see {@link #downloading}. */
+    private final LinkedHashMap<String, Candidate> parked = new LinkedHashMap<>();
     private long reserved;
 
     ReadAhead(NcroConfig.ReadAhead config, ReadAheadGuard guard, UpstreamClient client,
@@ -113,20 +116,101 @@ final class ReadAhead {
      */
     void consider(String target, Upstream upstream, long fileSize, byte[] sha256) {
         if (!config.enabled() || fileSize < 0 || fileSize > config.maxNarSize()) return;
+        Candidate candidate = new Candidate(target, upstream, fileSize, sha256, clock.millis());
+        synchronized (this) {
+            if (entries.containsKey(target)) return;
+        }
+        if (!guard.admit()) {
+            park(candidate);
+            return;
+        }
+        if (!start(candidate)) park(candidate);
+    }
+
+    /**
+     * A client asked for a whole NAR: it downloads, so the candidates the guard (or busy stream
+     * slots) held back since {@code readahead.ttl} are read ahead now, the newest first (a Nix
+     * client downloads a closure's deepest paths first, and asked for their narinfos last).
+     * Such a release passes the guard: it answers the guard's question — is anyone downloading?
+     * — for the narinfos served just before. Those that still find no stream slot stay parked.
+     */
+    void downloading(String target) {
+        if (!config.enabled()) return;
+        List<Candidate> released;
+        synchronized (this) {
+            parked.remove(target);
+            if (parked.isEmpty()) return;
+            expireParked();
+            released = new ArrayList<>(parked.values());
+            parked.clear();
+        }
+        java.util.Collections.reverse(released);
+        List<Candidate> left = new ArrayList<>();
+        for (Candidate c : released) {
+            boolean fits;
+            synchronized (this) {
+                // released ones never evict each other: those that do not fit wait, parked
+                fits = reserved + c.fileSize <= config.memory();
+            }
+            if (!fits || !start(c)) left.add(c);
+        }
+        if (left.isEmpty()) return;
+        synchronized (this) {
+            for (int i = left.size() - 1; i >= 0; i--) parked.putIfAbsent(left.get(i).target, left.get(i));
+        }
+    }
+
+    /** Keeps a candidate for a later {@link #downloading}; the oldest go past {@link Defaults#READAHEAD_MAX_PARKED}. */
+    private void park(Candidate candidate) {
+        synchronized (this) {
+            if (entries.containsKey(candidate.target)) return;
+            expireParked();
+            parked.remove(candidate.target);
+            parked.put(candidate.target, candidate);
+            Iterator<Candidate> oldest = parked.values().iterator();
+            while (parked.size() > Defaults.READAHEAD_MAX_PARKED && oldest.hasNext()) {
+                oldest.next();
+                oldest.remove();
+            }
+        }
+    }
+
+    /** Forgets parked candidates older than the TTL: their clients are long past downloading them. Under the lock. */
+    private void expireParked() {
+        long now = clock.millis();
+        long ttl = config.ttl().toMillis();
+        Iterator<Candidate> it = parked.values().iterator();
+        while (it.hasNext() && now - it.next().parkedAt >= ttl) it.remove();
+    }
+
+    /** Candidates held back, for tests and the status of the guard. */
+    synchronized int parkedCount() {
+        expireParked();
+        return parked.size();
+    }
+
+    /**
+     * Starts reading {@code c} ahead when one of its upstream's stream slots is free below half
+     * of them; false when none is (the caller may park it).
+     */
+    private boolean start(Candidate c) {
+        String target = c.target;
+        Upstream upstream = c.upstream;
+        long fileSize = c.fileSize;
+        byte[] sha256 = c.sha256;
         List<Entry> dropped = new ArrayList<>();
         Entry entry = null;
         AsyncLimiter gate = streamGates.apply(upstream);
         try {
             synchronized (this) {
                 expire(dropped);
-                if (entries.containsKey(target)) return;
+                if (entries.containsKey(target)) return true;
             }
-            if (!guard.admit()) return;
-            if (!gate.tryAcquireBelow(gate.permits() / 2)) return;
+            if (!gate.tryAcquireBelow(gate.permits() / 2)) return false;
             synchronized (this) {
                 if (entries.containsKey(target)) {
                     gate.release();
-                    return;
+                    return true;
                 }
                 // the oldest go first until the new one fits
                 Iterator<Entry> oldest = entries.values().iterator();
@@ -145,7 +229,11 @@ final class ReadAhead {
         }
         guard.fetched(fileSize);
         entry.start();
+        return true;
     }
+
+    /** A NAR that may be read ahead: what its narinfo said, and when. */
+    private record Candidate(String target, Upstream upstream, long fileSize, byte[] sha256, long parkedAt) {}
 
     /** Takes the read-ahead entry for {@code target} out, for its one download; null if there is none. */
     Entry claim(String target) {
@@ -190,6 +278,7 @@ final class ReadAhead {
     void clear() {
         List<Entry> dropped;
         synchronized (this) {
+            parked.clear();
             dropped = new ArrayList<>(entries.values());
             entries.clear();
             reserved = 0;

@@ -11,15 +11,15 @@ import java.time.InstantSource;
  * <p>Over a sliding window (ten buckets of a tenth of it, by the injected clock) the guard
  * counts the bytes read-ahead started to fetch and the bytes of them a client was served.
  * Once at least {@code minBytes} were fetched within the window and less than half of them
- * were served, read-ahead pauses. While paused, one candidate in {@code probeEvery} is still
- * read ahead: if clients download those, served bytes rise and read-ahead resumes by
- * itself; if not, the window rolls past the fetched bytes and the guard starts over. A
- * query-only client therefore costs at most {@code minBytes} per window plus one NAR in
- * {@code probeEvery}.
+ * were served, read-ahead pauses: {@link ReadAhead} then holds candidates back, and starts
+ * them when a client downloads a NAR (proof that the narinfos just served were not a mere
+ * query); if clients download those, served bytes rise and read-ahead resumes by itself; if
+ * not, the window rolls past the fetched bytes and the guard starts over. A query-only client
+ * therefore costs at most about {@code minBytes} per window.
  *
  * <p>The trade-off: a real client's narinfo phase that names more than {@code minBytes} of
- * small NARs before its first download may pause read-ahead for its last paths; its downloads
- * then lift the ratio again. Thread-safe; every method is a few additions under a lock.
+ * small NARs before its first download has the rest read ahead only from that download on.
+ * Thread-safe; every method is a few additions under a lock.
  */
 final class ReadAheadGuard {
     private static final int BUCKETS = 10;
@@ -27,33 +27,21 @@ final class ReadAheadGuard {
     private final InstantSource clock;
     private final long bucketMillis;
     private final long minBytes;
-    private final int probeEvery;
     private final long[] epoch = new long[BUCKETS];
     private final long[] fetched = new long[BUCKETS];
     private final long[] served = new long[BUCKETS];
-    private long skipped;
 
-    ReadAheadGuard(InstantSource clock, Duration window, long minBytes, int probeEvery) {
+    ReadAheadGuard(InstantSource clock, Duration window, long minBytes) {
         if (window.toMillis() < BUCKETS) throw new IllegalArgumentException("window too short: " + window);
-        if (probeEvery < 1) throw new IllegalArgumentException("probeEvery must be at least 1, got " + probeEvery);
         this.clock = clock;
         this.bucketMillis = window.toMillis() / BUCKETS;
         this.minBytes = minBytes;
-        this.probeEvery = probeEvery;
         java.util.Arrays.fill(epoch, -1);
     }
 
-    /** Whether this candidate may be read ahead: always while not paused, one in {@code probeEvery} while paused. */
+    /** Whether a candidate may be read ahead now: whenever not paused. */
     synchronized boolean admit() {
-        if (!pausedNow()) {
-            skipped = 0;
-            return true;
-        }
-        if (++skipped >= probeEvery) {
-            skipped = 0;
-            return true;
-        }
-        return false;
+        return !pausedNow();
     }
 
     /** Read-ahead started fetching {@code bytes}. */

@@ -72,6 +72,9 @@ public final class NcroMetrics {
     public final Counter readAheadFetchedBytes = Counter.builder().name("ncro_readahead_fetched")
             .help("bytes read ahead from upstreams (used or not: with ncro_readahead_wasted_bytes_total, what read-ahead costs)")
             .unit(io.prometheus.metrics.model.snapshots.Unit.BYTES).register(registry);
+    public final Counter referenceLookups = Counter.builder().name("ncro_readahead_reference_lookups")
+            .help("background lookups of served narinfos' references, by result: found, not_found, failed,"
+                    + " dropped (the queue was full)").labelNames("result").register(registry);
     public final Counter readAheadWastedBytes = Counter.builder().name("ncro_readahead_wasted")
             .help("bytes read ahead that no download used (expired, dropped for newer ones, failed, or the client left)")
             .unit(io.prometheus.metrics.model.snapshots.Unit.BYTES).register(registry);

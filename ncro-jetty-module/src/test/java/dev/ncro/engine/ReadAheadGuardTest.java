@@ -11,7 +11,7 @@ import org.junit.jupiter.api.Test;
 class ReadAheadGuardTest {
     private static final long MIB = 1024 * 1024;
     private final FakeClock clock = new FakeClock();
-    private final ReadAheadGuard guard = new ReadAheadGuard(clock, Duration.ofMinutes(5), 16 * MIB, 4);
+    private final ReadAheadGuard guard = new ReadAheadGuard(clock, Duration.ofMinutes(5), 16 * MIB);
 
     private int admittedOf(int candidates) {
         int n = 0;
@@ -27,10 +27,10 @@ class ReadAheadGuardTest {
     }
 
     @Test
-    void queryOnlyClients_pauseReadAhead_butOneInNIsStillProbed() {
+    void queryOnlyClients_pauseReadAhead() {
         guard.fetched(16 * MIB);
         assertTrue(guard.paused());
-        assertEquals(2, admittedOf(8), "one candidate in 4 while paused");
+        assertEquals(0, admittedOf(8), "held back while paused (ReadAhead starts them when a client downloads)");
     }
 
     @Test
@@ -43,7 +43,7 @@ class ReadAheadGuardTest {
     }
 
     @Test
-    void downloadsOfProbes_resumeReadAhead() {
+    void downloadsOfReleasedNars_resumeReadAhead() {
         guard.fetched(16 * MIB);
         assertTrue(guard.paused());
         clock.advance(Duration.ofSeconds(40));

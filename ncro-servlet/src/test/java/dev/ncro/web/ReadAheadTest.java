@@ -296,4 +296,83 @@ class ReadAheadTest extends TwoUpstreams {
         assertTrue(scrape.contains("ncro_readahead_bytes 0.0"), scrape);
         assertTrue(Arrays.asList(scrape.split("\n")).contains("ncro_readahead_guard_paused 0.0"), scrape);
     }
+
+    @Test
+    void queryOnlyClient_pausesReadAhead_andADownloadStartsTheHeldBackNars() throws Exception {
+        // the guard judges once `memory` (here below its 4 MiB) was fetched: five NARs of 20,000 bytes
+        String[] nars = new String[7];
+        for (int i = 0; i < nars.length; i++) nars[i] = path(a, 20 + i, nar(20 + i, 20_000));
+        startNcro("max_nar_size: 20000\nmemory: 100000");
+
+        for (String nar : nars) assertEquals(200, ncro.get("/" + hashOf(nar) + ".narinfo").statusCode());
+        await(() -> metrics().readAheadFetchedBytes.get() == 100_000, "five read-aheads");
+        assertEquals(0, a.count(nars[5]), "held back: nothing of the five was downloaded");
+        assertEquals(0, a.count(nars[6]));
+        String scrape = new String(ncro.engine.metrics().body(), StandardCharsets.UTF_8);
+        assertTrue(Arrays.asList(scrape.split("\n")).contains("ncro_readahead_guard_paused 1.0"), scrape);
+
+        // a client downloads one: it downloads, so the held-back NARs are read ahead now (as many as fit)
+        assertArrayEquals(nar(20, 20_000), ncro.get(nars[0]).body());
+        await(() -> a.count(nars[6]) == 1, "the newest held-back NAR to be read ahead");
+        assertArrayEquals(nar(26, 20_000), ncro.get(nars[6]).body());
+        assertEquals(1, a.count(nars[6]), "its download was answered from the read-ahead");
+        assertEquals(2, metrics().readAheadHits.get());
+    }
+
+    @Test
+    void heldBackLongerThanTtl_isNotStartedByALaterDownload() throws Exception {
+        String[] nars = new String[7];
+        for (int i = 0; i < nars.length; i++) nars[i] = path(a, 40 + i, nar(40 + i, 20_000));
+        startNcro("max_nar_size: 20000\nmemory: 100000\nttl: 30s");
+
+        for (String nar : nars) ncro.get("/" + hashOf(nar) + ".narinfo");
+        await(() -> metrics().readAheadFetchedBytes.get() == 100_000, "five read-aheads");
+        clock.advance(Duration.ofSeconds(31));
+        assertArrayEquals(nar(40, 20_000), ncro.get(nars[0]).body());
+        assertArrayEquals(nar(46, 20_000), ncro.get(nars[6]).body());
+
+        assertEquals(0, a.count(nars[5]), "held back 31 s ago: its client is long past downloading it");
+        assertEquals(1, a.count(nars[6]));
+        assertEquals(0, metrics().readAheadHits.get());
+    }
+
+    @Test
+    void servedNarinfo_looksUpItsUnknownReferences_twoLevelsDown_andTheClientGetsThemFromMemory() throws Exception {
+        // top -> r1 -> r2 -> r3: a chain of references, all on upstream a
+        String[] h = {hash(30), hash(31), hash(32), hash(33)};
+        for (int i = 0; i < h.length; i++) {
+            String refs = i + 1 < h.length ? h[i + 1] + "-p" : "";
+            a.put("/" + h[i] + ".narinfo", narinfo(h[i], "nar/" + h[i] + ".nar.xz", 10, null)
+                    .replace("References: \n", "References: " + refs + "\n"));
+        }
+        startNcro(null);
+
+        assertEquals(200, ncro.get("/" + h[0] + ".narinfo").statusCode());
+        await(() -> metrics().referenceLookups.labelValues("found").get() == 2, "two levels of references");
+        assertEquals(1, a.count("/" + h[1] + ".narinfo"));
+        assertEquals(1, a.count("/" + h[2] + ".narinfo"));
+        assertEquals(0, a.count("/" + h[3] + ".narinfo"), "three levels down is past reference_depth 2");
+
+        double hits = metrics().narinfoCacheHits.get();
+        assertEquals(200, ncro.get("/" + h[1] + ".narinfo").statusCode());
+        assertEquals(1, a.count("/" + h[1] + ".narinfo"), "answered from memory: the upstream was asked once");
+        // serving r1 looks up r2's references in turn: r3 now
+        await(() -> a.count("/" + h[3] + ".narinfo") == 1, "the next level once the client asked for r1");
+        assertEquals(hits + 1, metrics().narinfoCacheHits.get(), "the client's request was a hit");
+    }
+
+    @Test
+    void referenceDepthZero_looksUpNoReference() throws Exception {
+        String top = hash(34);
+        String ref = hash(35);
+        a.put("/" + top + ".narinfo", narinfo(top, "nar/" + top + ".nar.xz", 10, null)
+                .replace("References: \n", "References: " + ref + "-p\n"));
+        a.put("/" + ref + ".narinfo", narinfo(ref, "nar/" + ref + ".nar.xz", 10, null));
+        startNcro("reference_depth: 0");
+
+        assertEquals(200, ncro.get("/" + top + ".narinfo").statusCode());
+        assertEquals(200, ncro.get("/" + ref + ".narinfo").statusCode());
+        assertEquals(1, a.count("/" + ref + ".narinfo"), "only the client's own request");
+        assertEquals(0, metrics().referenceLookups.labelValues("found").get());
+    }
 }
