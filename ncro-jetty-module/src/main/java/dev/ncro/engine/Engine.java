@@ -292,16 +292,41 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         });
     }
 
-    /** A GET of this narinfo is about to be answered 200: its NAR may be read ahead. Never throws. */
-    private void readAheadFor(String hash, byte[] narinfoBytes) {
+    /** What a narinfo says for read-ahead: its NAR, size and FileHash digest; target null when none. */
+    private record Plan(byte[] narinfo, String target, long size, byte[] sha256) {}
+
+    /** The last plan made for each hash served, valid while its narinfo is the same array (hot hits parse nothing). */
+    private final com.github.benmanes.caffeine.cache.Cache<String, Plan> plans =
+            com.github.benmanes.caffeine.cache.Caffeine.newBuilder().maximumSize(Defaults.READAHEAD_MAX_PARKED).build();
+
+    private Plan plan(String hash, byte[] narinfoBytes) {
+        Plan known = plans.getIfPresent(hash);
+        if (known != null && known.narinfo() == narinfoBytes) return known;
+        Plan plan = new Plan(narinfoBytes, null, -1, null);
         try {
             Narinfo narinfo = Narinfo.parse(narinfoBytes, hash);
             String target = narinfo.url();
-            if (target == null || target.contains("://") || target.startsWith("/")) return;
             long size = expected(narinfo).fileSize();
-            if (size < 0 || size > config.readAhead().maxNarSize()) return;
-            // a FileHash this ncro cannot check throws: no read-ahead
-            byte[] sha256 = narinfo.fileSha256();
+            if (target != null && !target.contains("://") && !target.startsWith("/")
+                    && size >= 0 && size <= config.readAhead().maxNarSize()) {
+                // a FileHash this ncro cannot check throws: no read-ahead
+                plan = new Plan(narinfoBytes, target, size, narinfo.fileSha256());
+            }
+        } catch (RuntimeException e) {
+            LOG.debug("no NAR read-ahead for {}: {}", hash, e.toString());
+        }
+        plans.put(hash, plan);
+        return plan;
+    }
+
+    /** A GET of this narinfo is about to be answered 200: its NAR may be read ahead. Never throws. */
+    private void readAheadFor(String hash, byte[] narinfoBytes) {
+        try {
+            Plan plan = plan(hash, narinfoBytes);
+            String target = plan.target();
+            if (target == null) return;
+            long size = plan.size();
+            byte[] sha256 = plan.sha256();
             Upstream home = routes.routeForNar(target).map(r -> upstreams.byBase(r.upstream())).orElse(null);
             if (home == null) return;
             List<Upstream> candidates = narRouting.candidates(target, home);

@@ -75,6 +75,13 @@ final class ReadAhead {
     private final LinkedHashMap<String, Entry> entries = new LinkedHashMap<>();
     /** Candidates held back by the guard or busy stream slots, by NAR target, oldest first; see {@link #downloading}. */
     private final LinkedHashMap<String, Candidate> parked = new LinkedHashMap<>();
+    /**
+     * NARs a client downloaded with no read-ahead entry, and when (in {@link #order}): a held-back
+     * candidate claimed since is not started.
+     */
+    private final LinkedHashMap<String, Long> streamedByClient = new LinkedHashMap<>();
+    /** Orders candidates and claims: which came first, whatever the clock says. */
+    private final java.util.concurrent.atomic.AtomicLong order = new java.util.concurrent.atomic.AtomicLong();
     private long reserved;
 
     ReadAhead(NcroConfig.ReadAhead config, ReadAheadGuard guard, UpstreamClient client,
@@ -116,7 +123,7 @@ final class ReadAhead {
      */
     void consider(String target, Upstream upstream, long fileSize, byte[] sha256) {
         if (!config.enabled() || fileSize < 0 || fileSize > config.maxNarSize()) return;
-        Candidate candidate = new Candidate(target, upstream, fileSize, sha256, clock.millis());
+        Candidate candidate = new Candidate(target, upstream, fileSize, sha256, clock.millis(), order.incrementAndGet());
         synchronized (this) {
             if (entries.containsKey(target)) return;
         }
@@ -156,8 +163,17 @@ final class ReadAhead {
         }
         if (left.isEmpty()) return;
         synchronized (this) {
-            for (int i = left.size() - 1; i >= 0; i--) parked.putIfAbsent(left.get(i).target, left.get(i));
+            for (int i = left.size() - 1; i >= 0; i--) {
+                Candidate c = left.get(i);
+                if (!claimedSince(c)) parked.putIfAbsent(c.target, c);
+            }
         }
+    }
+
+    /** Whether a client's download claimed {@code c}'s NAR since {@code c} was held back; under the lock. */
+    private boolean claimedSince(Candidate c) {
+        Long at = streamedByClient.get(c.target);
+        return at != null && at > c.seq;
     }
 
     /** Keeps a candidate for a later {@link #downloading}; the oldest go past {@link Defaults#READAHEAD_MAX_PARKED}. */
@@ -208,7 +224,8 @@ final class ReadAhead {
             }
             if (!gate.tryAcquireBelow(gate.permits() / 2)) return false;
             synchronized (this) {
-                if (entries.containsKey(target)) {
+                // a client that claimed it after it was held back streams it already
+                if (entries.containsKey(target) || claimedSince(c)) {
                     gate.release();
                     return true;
                 }
@@ -233,7 +250,7 @@ final class ReadAhead {
     }
 
     /** A NAR that may be read ahead: what its narinfo said, and when. */
-    private record Candidate(String target, Upstream upstream, long fileSize, byte[] sha256, long parkedAt) {}
+    private record Candidate(String target, Upstream upstream, long fileSize, byte[] sha256, long parkedAt, long seq) {}
 
     /** Takes the read-ahead entry for {@code target} out, for its one download; null if there is none. */
     Entry claim(String target) {
@@ -243,6 +260,17 @@ final class ReadAhead {
             expire(dropped);
             entry = entries.remove(target);
             if (entry != null) reserved -= entry.size;
+            parked.remove(target); // the client streams it now: a release must not fetch it again
+            if (entry == null) {
+                // nor one that had taken it out of `parked` just before (see downloading)
+                streamedByClient.remove(target);
+                streamedByClient.put(target, order.incrementAndGet());
+                Iterator<Long> oldest = streamedByClient.values().iterator();
+                while (streamedByClient.size() > Defaults.READAHEAD_MAX_PARKED && oldest.hasNext()) {
+                    oldest.next();
+                    oldest.remove();
+                }
+            }
         }
         dropped.forEach(e -> e.drop("expired unclaimed"));
         return entry;
@@ -279,6 +307,7 @@ final class ReadAhead {
         List<Entry> dropped;
         synchronized (this) {
             parked.clear();
+            streamedByClient.clear();
             dropped = new ArrayList<>(entries.values());
             entries.clear();
             reserved = 0;

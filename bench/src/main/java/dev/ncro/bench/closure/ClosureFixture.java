@@ -198,6 +198,12 @@ final class ClosureFixture {
         return own + below;
     }
 
+    /** The sum, over NARs larger than {@code limit}, of their fastest holder's delay. */
+    long bigNarDelayMillis(long[] delays, long limit) {
+        return nodes.values().stream().filter(n -> fileSizes.get(n.id()) > limit)
+                .mapToLong(n -> n.holders().stream().mapToLong(c -> delays[c]).min().orElseThrow()).sum();
+    }
+
     long totalFileSize() {
         return fileSizes.values().stream().mapToLong(Long::longValue).sum();
     }
