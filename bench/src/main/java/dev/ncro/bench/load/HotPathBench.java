@@ -75,7 +75,7 @@ public final class HotPathBench {
             try (Nginx statics = Nginx.staticFiles(Files.createDirectories(work.resolve("nginx-static")), root);
                     Nginx cache = Nginx.proxyCache(Files.createDirectories(work.resolve("nginx-cache")), upstream.uri().toString());
                     Distribution ncro = Distribution.start(home, base, Files.createDirectories(work.resolve("ncro")), config,
-                            List.of("-Xmx512m"), 120, true)) {
+                            List.of(System.getProperty("hot.jvm", "-Xmx512m").split("[\\s,]+")), 120, true)) {
                 Map<String, String> urls = new LinkedHashMap<>();
                 urls.put(statics.name, statics.url());
                 urls.put(cache.name, cache.url());
