@@ -343,7 +343,11 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         if (readAhead.enabled() && ReadAhead.plain(request)) {
             ReadAhead.Entry entry = readAhead.claim(request.target());
             // a client downloading: what the guard held back is read ahead now, off this thread
-            executor.execute(() -> readAhead.downloading(request.target()));
+            try {
+                executor.execute(() -> readAhead.downloading(request.target()));
+            } catch (RuntimeException e) {
+                LOG.debug("held-back read-aheads not started: {}", e.toString()); // stopping
+            }
             if (entry != null) {
                 return new ReadAheadStream(entry, handler, () -> stream(request, handler),
                         u -> narRouting.failed(request.target(), u), metrics, scheduler, executor);

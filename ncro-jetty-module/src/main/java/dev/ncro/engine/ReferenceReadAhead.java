@@ -77,7 +77,12 @@ final class ReferenceReadAhead {
     /** A narinfo was answered 200 to a client's GET: look up its references. Never throws. */
     void served(String hash, byte[] narinfo) {
         // a narinfo served again (many clients, one closure) was walked already: no task at all
-        if (depth > 0 && firstWalk(hash, 1)) executor.execute(() -> references(hash, narinfo, 1));
+        if (depth <= 0 || !firstWalk(hash, 1)) return;
+        try {
+            executor.execute(() -> references(hash, narinfo, 1));
+        } catch (RuntimeException e) { // the engine is stopping: the client's answer must not fail for it
+            LOG.debug("no reference read-ahead for {}: {}", hash, e.toString());
+        }
     }
 
     /**
