@@ -15,13 +15,23 @@ import java.util.concurrent.TimeUnit;
 import org.eclipse.jetty.http.HttpHeader;
 import org.eclipse.jetty.http.HttpStatus;
 import org.eclipse.jetty.io.Content;
+import org.eclipse.jetty.alpn.server.ALPNServerConnectionFactory;
+import org.eclipse.jetty.http2.server.HTTP2ServerConnectionFactory;
+import org.eclipse.jetty.io.Connection;
+import org.eclipse.jetty.io.ssl.SslHandshakeListener;
+import org.eclipse.jetty.server.ConnectionFactory;
 import org.eclipse.jetty.server.Handler;
+import org.eclipse.jetty.server.HttpConfiguration;
+import org.eclipse.jetty.server.HttpConnectionFactory;
+import org.eclipse.jetty.server.SecureRequestCustomizer;
+import org.eclipse.jetty.server.SslConnectionFactory;
 import org.eclipse.jetty.server.Request;
 import org.eclipse.jetty.server.Response;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
 import org.eclipse.jetty.util.Callback;
 import org.eclipse.jetty.util.IteratingCallback;
+import org.eclipse.jetty.util.ssl.SslContextFactory;
 
 /**
  * A scriptable binary cache: a real Jetty server on 127.0.0.1, port 0, serving files from
@@ -32,6 +42,9 @@ import org.eclipse.jetty.util.IteratingCallback;
  * body; a delay can be set for the whole cache; the whole cache can freeze ({@link #hangAll})
  * or restart ({@link #restart}). Every request is logged as it arrives, whatever the script
  * then does with it, so tests check what the upstream actually received.
+ *
+ * <p>{@link #startHttps} serves https instead, with a {@link SelfSignedCert}, speaking HTTP/1.1
+ * only or also HTTP/2 (offered in ALPN); it counts TLS handshakes and connections.
  */
 public final class FakeCache implements AutoCloseable {
     /** What the cache received, and when it arrived ({@link System#nanoTime()}). */
@@ -77,14 +90,36 @@ public final class FakeCache implements AutoCloseable {
     private final java.util.concurrent.atomic.AtomicInteger maxActive = new java.util.concurrent.atomic.AtomicInteger();
     private int fixedPort;
     private volatile Duration delay = Duration.ZERO;
+    private final boolean https;
+    private final java.util.concurrent.atomic.AtomicInteger handshakes = new java.util.concurrent.atomic.AtomicInteger();
+    private final java.util.concurrent.atomic.AtomicInteger connections = new java.util.concurrent.atomic.AtomicInteger();
+    private final Map<String, java.util.concurrent.atomic.AtomicInteger> protocols = new ConcurrentHashMap<>();
 
     private FakeCache() {
         this("127.0.0.1", 0);
     }
 
     private FakeCache(String host, int port) {
+        this(host, port, null, false);
+    }
+
+    private FakeCache(String host, int port, SelfSignedCert cert, boolean h2) {
         server = new Server();
-        connector = new ServerConnector(server, 1, 1);
+        https = cert != null;
+        connector = new ServerConnector(server, 1, 1, https ? tls(cert, h2) : new ConnectionFactory[] {new HttpConnectionFactory()});
+        connector.addBean(new Connection.Listener() {
+            @Override
+            public void onOpened(Connection connection) {
+                // the TLS layer's connection when there is one: one per TCP connection
+                if (!https || connection instanceof org.eclipse.jetty.io.ssl.SslConnection) connections.incrementAndGet();
+            }
+        });
+        connector.addBean(new SslHandshakeListener() {
+            @Override
+            public void handshakeSucceeded(Event event) {
+                handshakes.incrementAndGet();
+            }
+        });
         connector.setHost(host);
         connector.setPort(port);
         server.addConnector(connector);
@@ -95,6 +130,30 @@ public final class FakeCache implements AutoCloseable {
                 return true;
             }
         });
+    }
+
+    /** TLS with {@code cert}, then HTTP/2 if the client's ALPN asks for it (when {@code h2}), else HTTP/1.1. */
+    private static ConnectionFactory[] tls(SelfSignedCert cert, boolean h2) {
+        SslContextFactory.Server ssl = new SslContextFactory.Server();
+        ssl.setKeyStorePath(cert.keyStore().toString());
+        ssl.setKeyStorePassword(SelfSignedCert.PASSWORD);
+        ssl.setKeyStoreType("PKCS12");
+        HttpConfiguration config = new HttpConfiguration();
+        config.addCustomizer(new SecureRequestCustomizer(false));
+        HttpConnectionFactory http1 = new HttpConnectionFactory(config);
+        if (!h2) return new ConnectionFactory[] {new SslConnectionFactory(ssl, http1.getProtocol()), http1};
+        ALPNServerConnectionFactory alpn = new ALPNServerConnectionFactory();
+        alpn.setDefaultProtocol(http1.getProtocol());
+        return new ConnectionFactory[] {new SslConnectionFactory(ssl, alpn.getProtocol()), alpn,
+                new HTTP2ServerConnectionFactory(config), http1};
+    }
+
+    /**
+     * Starts serving https on 127.0.0.1 with {@code cert}: HTTP/1.1 only, or, when {@code h2},
+     * HTTP/2 to clients whose ALPN asks for it and HTTP/1.1 to the others.
+     */
+    public static FakeCache startHttps(SelfSignedCert cert, boolean h2) {
+        return start(new FakeCache("127.0.0.1", 0, cert, h2));
     }
 
     /** Starts serving, with a {@code /nix-cache-info} as every binary cache has one. */
@@ -118,7 +177,7 @@ public final class FakeCache implements AutoCloseable {
     }
 
     public URI uri() {
-        return URI.create("http://127.0.0.1:" + port());
+        return URI.create((https ? "https" : "http") + "://127.0.0.1:" + port());
     }
 
     public int port() {
@@ -286,6 +345,22 @@ public final class FakeCache implements AutoCloseable {
         return maxActive.get();
     }
 
+    /** TLS handshakes completed so far (https only). */
+    public int handshakes() {
+        return handshakes.get();
+    }
+
+    /** Connections accepted so far. */
+    public int connections() {
+        return connections.get();
+    }
+
+    /** Requests that arrived over {@code protocol} ({@code "HTTP/1.1"}, {@code "HTTP/2.0"}). */
+    public int requestsOver(String protocol) {
+        java.util.concurrent.atomic.AtomicInteger n = protocols.get(protocol);
+        return n == null ? 0 : n.get();
+    }
+
     /** Forgets every script, exact and prefix (already hanging requests stay hanging). */
     public FakeCache clearScripts() {
         scripts.clear();
@@ -325,6 +400,8 @@ public final class FakeCache implements AutoCloseable {
         Map<String, String> headers = new ConcurrentHashMap<>();
         request.getHeaders().forEach(f -> headers.put(f.getName().toLowerCase(java.util.Locale.ROOT), f.getValue()));
         String target = request.getHttpURI().getPathQuery();
+        protocols.computeIfAbsent(request.getConnectionMetaData().getProtocol(),
+                k -> new java.util.concurrent.atomic.AtomicInteger()).incrementAndGet();
         log.add(new Logged(request.getMethod(), target, headers, System.nanoTime()));
         Duration d = delay;
         if (d.isZero()) {
