@@ -16,6 +16,7 @@ import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLContext;
 import org.apache.hc.client5.http.auth.AuthCache;
 import org.apache.hc.client5.http.auth.AuthScope;
 import org.apache.hc.client5.http.auth.CredentialsProvider;
@@ -32,6 +33,7 @@ import org.apache.hc.client5.http.impl.auth.CredentialsProviderBuilder;
 import org.apache.hc.client5.http.impl.nio.PoolingAsyncClientConnectionManager;
 import org.apache.hc.client5.http.impl.nio.PoolingAsyncClientConnectionManagerBuilder;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
+import org.apache.hc.client5.http.ssl.DefaultClientTlsStrategy;
 import org.apache.hc.core5.concurrent.Cancellable;
 import org.apache.hc.core5.concurrent.DefaultThreadFactory;
 import org.apache.hc.core5.concurrent.FutureCallback;
@@ -40,6 +42,7 @@ import org.apache.hc.core5.http.HttpHost;
 import org.apache.hc.core5.http.NoHttpResponseException;
 import org.apache.hc.core5.http.config.Http1Config;
 import org.apache.hc.core5.http2.HttpVersionPolicy;
+import org.apache.hc.core5.http2.config.H2Config;
 import org.apache.hc.core5.io.CloseMode;
 import org.apache.hc.core5.pool.PoolConcurrencyPolicy;
 import org.apache.hc.core5.reactor.IOReactorConfig;
@@ -51,9 +54,19 @@ import org.eclipse.jetty.util.thread.ScheduledExecutorScheduler;
 import org.eclipse.jetty.util.thread.Scheduler;
 
 /**
- * The HTTP client ncro talks to upstream caches with: HttpComponents 5 async, HTTP/1.1, no
- * cookies (they would mix between clients), no automatic retries or redirects of the library's
- * own, and a {@code User-Agent} naming ncro.
+ * The HTTP client ncro talks to upstream caches with: HttpComponents 5 async, no cookies (they
+ * would mix between clients), no automatic retries or redirects of the library's own, and a
+ * {@code User-Agent} naming ncro.
+ *
+ * <h2>HTTP/2 and TLS</h2>
+ * An {@code https} upstream that offers HTTP/2 in ALPN is spoken to in HTTP/2, one that does not
+ * in HTTP/1.1; plain {@code http} is always HTTP/1.1. In the lookup pool an HTTP/2 connection
+ * that is already open is shared by every concurrent lookup and probe of its upstream (streams
+ * multiplexed on it) instead of each opening its own; HTTP/1.1 connections carry one exchange at
+ * a time, up to the per-route limit. Stream-pool connections are never shared: each NAR has its
+ * connection, HTTP/2 or not, and its backpressure is the stream's flow-control window. Servers
+ * are trusted by the JVM's default trust store, which honours the standard
+ * {@code javax.net.ssl.trustStore} system properties (a private CA); host names are verified.
  *
  * <h2>Two pools</h2>
  * Narinfo lookups and health probes ({@link #fetch}, {@link #request}) use one connection pool
@@ -92,7 +105,7 @@ import org.eclipse.jetty.util.thread.Scheduler;
  * any answer with a status are never retried here: the race and the NAR fall-through decide.
  */
 public final class UpstreamClient extends ContainerLifeCycle {
-    /** HttpComponents' HTTP/1.1 initial window; {@link StreamingConsumer} mirrors it. */
+    /** HttpComponents' HTTP/1.1 and HTTP/2 initial window; {@link StreamingConsumer} mirrors it. */
     static final int INITIAL_WINDOW = 64 * 1024;
     static final String USER_AGENT = "ncro/0.1 (+https://github.com/ncro)";
     static final int STREAM_POOL_MAX_PER_ROUTE = Defaults.STREAM_POOL_MAX_PER_ROUTE;
@@ -111,6 +124,7 @@ public final class UpstreamClient extends ContainerLifeCycle {
     private final QueuedThreadPool callbackExecutor;
     private final ScheduledExecutorScheduler scheduler;
     private final HostCache hosts;
+    private final SSLContext tls;
     private volatile CloseableHttpAsyncClient lookups;
     private volatile CloseableHttpAsyncClient streams;
     private volatile PoolingAsyncClientConnectionManager lookupPool;
@@ -132,7 +146,16 @@ public final class UpstreamClient extends ContainerLifeCycle {
      * @param resolver host name lookups, run only on this client's own DNS threads
      */
     public UpstreamClient(Duration connectTimeout, List<Upstream> upstreams, Resolver resolver) {
+        this(connectTimeout, upstreams, resolver, null);
+    }
+
+    /**
+     * @param tls whom to trust (and how) on {@code https} connections; null for the JVM's default
+     *     ({@code javax.net.ssl.trustStore} and friends, else the JDK's CA certificates)
+     */
+    public UpstreamClient(Duration connectTimeout, List<Upstream> upstreams, Resolver resolver, SSLContext tls) {
         this.connectTimeout = connectTimeout;
+        this.tls = tls;
         for (Upstream u : upstreams) connectTimeouts.merge(u.endpoint(), u.connectTimeout(), (x, y) -> x.compareTo(y) <= 0 ? x : y);
         dnsExecutor = pool("ncro-dns", 8);
         callbackExecutor = pool("ncro-upstream", 16);
@@ -195,14 +218,21 @@ public final class UpstreamClient extends ContainerLifeCycle {
     @Override
     protected void doStart() throws Exception {
         super.doStart(); // executors and scheduler first: the reactors' work lands on them
-        lookupPool = pool(Defaults.POOL_MAX_TOTAL, Defaults.POOL_MAX_PER_ROUTE);
+        // lookups and probes multiplex on a shared HTTP/2 connection; a NAR stream has its own
+        lookupPool = pool(Defaults.POOL_MAX_TOTAL, Defaults.POOL_MAX_PER_ROUTE, true);
         lookups = build("ncro-lookup-io", lookupPool);
-        streamPool = pool(STREAM_POOL_MAX_TOTAL, STREAM_POOL_MAX_PER_ROUTE);
+        streamPool = pool(STREAM_POOL_MAX_TOTAL, STREAM_POOL_MAX_PER_ROUTE, false);
         streams = build("ncro-stream-io", streamPool);
     }
 
-    private PoolingAsyncClientConnectionManager pool(int maxTotal, int maxPerRoute) {
-        return PoolingAsyncClientConnectionManagerBuilder.create()
+    /**
+     * @param multiplex share a leased HTTP/2 connection between concurrent exchanges
+     *     (HttpComponents' {@code H2SharingConnPool}); no effect on HTTP/1.1
+     */
+    private PoolingAsyncClientConnectionManager pool(int maxTotal, int maxPerRoute, boolean multiplex) {
+        PoolingAsyncClientConnectionManagerBuilder builder = PoolingAsyncClientConnectionManagerBuilder.create();
+        if (tls != null) builder.setTlsStrategy(new DefaultClientTlsStrategy(tls));
+        return builder
                 .setMaxConnTotal(maxTotal)
                 .setMaxConnPerRoute(maxPerRoute)
                 .setPoolConcurrencyPolicy(PoolConcurrencyPolicy.LAX)
@@ -211,10 +241,17 @@ public final class UpstreamClient extends ContainerLifeCycle {
                 .setConnectionConfigResolver(route -> ConnectionConfig.custom()
                         .setConnectTimeout(Timeout.of(connectTimeout(route.getTargetHost().getSchemeName(),
                                 route.getTargetHost().getHostName(), route.getTargetHost().getPort())))
-                        .setValidateAfterInactivity(TimeValue.ofSeconds(2))
+                        // HttpComponents validates only HTTP/2 connections, with a PING: one more
+                        // round trip before the request. A connection that probes or lookups used
+                        // within the probe interval is taken as it is; one the upstream closed in
+                        // the meantime fails the request with a ConnectionClosedException (also
+                        // for streams its GOAWAY refused), which is retried once on another
+                        .setValidateAfterInactivity(TimeValue.of(Defaults.PROBE_INTERVAL.multipliedBy(2)))
                         .setTimeToLive(TimeValue.ofMinutes(5))
                         .build())
-                .setDefaultTlsConfig(TlsConfig.custom().setVersionPolicy(HttpVersionPolicy.FORCE_HTTP_1).build())
+                // HTTP/2 where the upstream's ALPN offers it, else HTTP/1.1; plain http: HTTP/1.1
+                .setDefaultTlsConfig(TlsConfig.custom().setVersionPolicy(HttpVersionPolicy.NEGOTIATE).build())
+                .setMessageMultiplexing(multiplex)
                 .build();
     }
 
@@ -222,6 +259,8 @@ public final class UpstreamClient extends ContainerLifeCycle {
         CloseableHttpAsyncClient client = HttpAsyncClients.custom()
                 .setConnectionManager(pool)
                 .setHttp1Config(Http1Config.custom().setInitialWindowSize(INITIAL_WINDOW).build())
+                // the same initial stream window on HTTP/2 (StreamingConsumer mirrors it); no pushes
+                .setH2Config(H2Config.custom().setInitialWindowSize(INITIAL_WINDOW).setPushEnabled(false).build())
                 .setIOReactorConfig(IOReactorConfig.custom()
                         .setIoThreadCount(Math.max(2, Runtime.getRuntime().availableProcessors()))
                         .setTcpNoDelay(true)
