@@ -30,6 +30,8 @@ import java.util.concurrent.atomic.AtomicLong;
  *       hold the path. Target: at most 1.15 × 50 ms + 5 ms = 62.5 ms.</li>
  *   <li>{@code nar}: one 1 GiB NAR streamed through ncro to a client that reads it all. The
  *       heap's live set is sampled (after a full GC) every 128 MiB. Target: growth &lt; 64 MiB.</li>
+ *   <li>{@code tls}: cold lookups against https upstreams over HTTP/1.1 and over HTTP/2
+ *       ({@link TlsBench}): latency against the winner's round trip, and TLS handshakes.</li>
  * </ul>
  */
 public final class Bench {
@@ -53,6 +55,7 @@ public final class Bench {
         }
         System.out.println("ncro bench on " + Runtime.getRuntime().availableProcessors() + " cores, Java "
                 + Runtime.version() + ", max heap " + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB");
+        if (which.equals("tls")) TlsBench.run(args.length > 1 ? Integer.parseInt(args[1]) : 1000);
         if (which.equals("all") || which.equals("narinfo")) narinfoLookups(args.length > 1 ? Integer.parseInt(args[1]) : 500);
         if (which.equals("all") || which.equals("nar")) narStream(args.length > 2 ? Long.parseLong(args[2]) : 1L << 30);
         if (which.equals("all") || which.equals("routes")) routes(args.length > 1 ? Integer.parseInt(args[1]) : 1_000_000);
@@ -84,12 +87,8 @@ public final class Bench {
                 fast.clearLog();
                 double[] ms = new double[lookups];
                 for (int i = 0; i < warmup + lookups; i++) {
-                    HttpRequest request = HttpRequest.newBuilder(ncro.uri("/" + routeHash(1000 + i) + ".narinfo")).build();
-                    long t0 = System.nanoTime();
-                    HttpResponse<byte[]> r = ncro.http.send(request, HttpResponse.BodyHandlers.ofByteArray());
-                    long t1 = System.nanoTime();
-                    if (r.statusCode() != 200) throw new IllegalStateException("lookup " + i + ": " + r.statusCode());
-                    if (i >= warmup) ms[i - warmup] = (t1 - t0) / 1e6;
+                    double t = lookup(ncro, 1000 + i);
+                    if (i >= warmup) ms[i - warmup] = t;
                 }
                 Arrays.sort(ms);
                 long slowNarinfos = slow.requests().size();
@@ -238,7 +237,17 @@ public final class Bench {
         return n;
     }
 
-    private static double pct(double[] sorted, int p) {
+    /** GETs the narinfo of {@code routeHash(n)} through ncro; its time in ms. Anything but a 200 fails. */
+    static double lookup(NcroUnderTest ncro, long n) throws Exception {
+        HttpRequest request = HttpRequest.newBuilder(ncro.uri("/" + routeHash(n) + ".narinfo")).build();
+        long t0 = System.nanoTime();
+        HttpResponse<byte[]> r = ncro.http.send(request, HttpResponse.BodyHandlers.ofByteArray());
+        long t1 = System.nanoTime();
+        if (r.statusCode() != 200) throw new IllegalStateException("lookup of " + routeHash(n) + ": " + r.statusCode());
+        return (t1 - t0) / 1e6;
+    }
+
+    static double pct(double[] sorted, int p) {
         int i = (int) Math.ceil(p / 100.0 * sorted.length) - 1;
         return sorted[Math.max(0, Math.min(sorted.length - 1, i))];
     }
