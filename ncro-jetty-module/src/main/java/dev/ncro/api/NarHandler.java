@@ -10,9 +10,13 @@ import java.util.Map;
  * then exactly one of {@link #onComplete} or {@link #onFailure}. {@code onFailure} may also
  * come first, when no upstream could answer at all.
  *
- * <p>Implementations must not block. They take ownership of each data buffer, and must call
- * {@link NarStream#release(int)} with its size once the bytes have left their hands; the
- * engine stops reading from the upstream while too much is unreleased.
+ * <p>Implementations must not block. Each data buffer is lent to them (a pooled, usually
+ * direct buffer): they must call {@link NarStream#release(int)} with its size once the bytes
+ * have left their hands, i.e. once a write of it has completed, and not touch it after that,
+ * when the engine reuses it. The engine stops reading from the upstream while too much is
+ * unreleased. Every byte received must be released exactly once and in the order received,
+ * also the bytes that are never written because the response ended early (once nothing may
+ * still be writing them): otherwise the stream's buffers do not return to the pool.
  */
 public interface NarHandler {
     /** Status and end-to-end response headers of the upstream's answer (hop-by-hop removed). */

@@ -140,7 +140,8 @@ public final class Defaults {
     public static final int NARINFO_MAX_BYTES = 64 * 1024;
     /**
      * Bytes of one NAR stream that may sit between the upstream socket and the client socket.
-     * HttpComponents may overshoot by its 8 KiB session buffer; the total stays under 256 KiB.
+     * HttpComponents may overshoot by one chunk of its 64 KiB session buffer (the stream
+     * client's), so the total stays under 256 KiB.
      */
     public static final int STREAM_WINDOW_BYTES = 128 * 1024;
 }

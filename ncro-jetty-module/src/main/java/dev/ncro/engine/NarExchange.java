@@ -85,6 +85,8 @@ final class NarExchange implements NarStream {
     private final Executor executor;
     private final Map<String, String> forwarded = new HashMap<>();
     private final AtomicBoolean open = new AtomicBoolean();
+    /** The body's pooled buffers the handler holds, across attempts (only one streams a body). */
+    private final NarBuffers buffers = new NarBuffers();
 
     private volatile boolean cancelled;
     private volatile Attempt current;
@@ -161,6 +163,7 @@ final class NarExchange implements NarStream {
 
     @Override
     public void release(int bytes) {
+        buffers.release(bytes);
         Attempt a = current;
         if (a != null) a.release(bytes);
     }
@@ -359,9 +362,11 @@ final class NarExchange implements NarStream {
 
         @Override
         public void onData(ByteBuffer data) {
-            bytes += data.remaining();
-            metrics.narBytes.inc(data.remaining());
-            handler.onData(data);
+            int n = data.remaining();
+            if (n == 0) return;
+            bytes += n;
+            metrics.narBytes.inc(n);
+            handler.onData(buffers.copy(data));
         }
 
         @Override

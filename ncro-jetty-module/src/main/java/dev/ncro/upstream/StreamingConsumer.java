@@ -37,7 +37,11 @@ public final class StreamingConsumer implements AsyncResponseConsumer<Void> {
          */
         boolean onResponse(HttpResponse response, EntityDetails entity);
 
-        /** A chunk of body the sink now owns; it must {@link #release(int)} it once written. */
+        /**
+         * A chunk of body, valid only during the call (it is HttpComponents' own buffer, reused
+         * for the next chunk): the sink copies what it keeps, and must {@link #release(int)} the
+         * chunk's size once it wrote the bytes on.
+         */
         void onData(ByteBuffer data);
 
         void onEnd();
@@ -135,9 +139,7 @@ public final class StreamingConsumer implements AsyncResponseConsumer<Void> {
             if (grant > 0) ch.update((int) grant);
             return;
         }
-        byte[] copy = new byte[n];
-        src.get(copy);
-        sink.onData(ByteBuffer.wrap(copy));
+        sink.onData(src);
         if (cancelled) throw new IOException("stream cancelled: the client is gone");
     }
 

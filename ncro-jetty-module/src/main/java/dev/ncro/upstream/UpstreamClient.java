@@ -107,6 +107,8 @@ import org.eclipse.jetty.util.thread.Scheduler;
 public final class UpstreamClient extends ContainerLifeCycle {
     /** HttpComponents' HTTP/1.1 and HTTP/2 initial window; {@link StreamingConsumer} mirrors it. */
     static final int INITIAL_WINDOW = 64 * 1024;
+    /** The stream client's session buffer, hence its largest body chunk. */
+    static final int STREAM_BUFFER = 64 * 1024;
     static final String USER_AGENT = "ncro/0.1 (+https://github.com/ncro)";
     static final int STREAM_POOL_MAX_PER_ROUTE = Defaults.STREAM_POOL_MAX_PER_ROUTE;
     static final int STREAM_POOL_MAX_TOTAL = Defaults.STREAM_POOL_MAX_TOTAL;
@@ -220,9 +222,11 @@ public final class UpstreamClient extends ContainerLifeCycle {
         super.doStart(); // executors and scheduler first: the reactors' work lands on them
         // lookups and probes multiplex on a shared HTTP/2 connection; a NAR stream has its own
         lookupPool = pool(Defaults.POOL_MAX_TOTAL, Defaults.POOL_MAX_PER_ROUTE, true);
-        lookups = build("ncro-lookup-io", lookupPool);
+        lookups = build("ncro-lookup-io", lookupPool, Http1Config.custom().setInitialWindowSize(INITIAL_WINDOW).build());
         streamPool = pool(STREAM_POOL_MAX_TOTAL, STREAM_POOL_MAX_PER_ROUTE, false);
-        streams = build("ncro-stream-io", streamPool);
+        // NAR bodies arrive in chunks of up to the session buffer: 64 KiB, not the default 8 KiB
+        streams = build("ncro-stream-io", streamPool, Http1Config.custom()
+                .setInitialWindowSize(INITIAL_WINDOW).setBufferSize(STREAM_BUFFER).build());
     }
 
     /**
@@ -255,10 +259,10 @@ public final class UpstreamClient extends ContainerLifeCycle {
                 .build();
     }
 
-    private CloseableHttpAsyncClient build(String threadName, PoolingAsyncClientConnectionManager pool) {
+    private CloseableHttpAsyncClient build(String threadName, PoolingAsyncClientConnectionManager pool, Http1Config http1) {
         CloseableHttpAsyncClient client = HttpAsyncClients.custom()
                 .setConnectionManager(pool)
-                .setHttp1Config(Http1Config.custom().setInitialWindowSize(INITIAL_WINDOW).build())
+                .setHttp1Config(http1)
                 // the same initial stream window on HTTP/2 (StreamingConsumer mirrors it); no pushes
                 .setH2Config(H2Config.custom().setInitialWindowSize(INITIAL_WINDOW).setPushEnabled(false).build())
                 .setIOReactorConfig(IOReactorConfig.custom()

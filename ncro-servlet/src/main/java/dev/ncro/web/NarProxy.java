@@ -9,6 +9,9 @@ import jakarta.servlet.ServletOutputStream;
 import jakarta.servlet.WriteListener;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
 import java.util.List;
@@ -25,6 +28,14 @@ import java.util.concurrent.atomic.AtomicInteger;
  * write has completed, i.e. when {@code isReady()} is true again. A slow client therefore
  * slows the upstream down instead of filling memory.
  *
+ * <p>Buffers: the engine lends its pooled (direct) buffers; each is written as it is
+ * ({@code write(ByteBuffer)}: Servlet 6.1, and Jetty's ee10 output before it; the container
+ * may keep using the buffer until {@code isReady()} is true again, which is when it is
+ * released). Once the container has completed the response ({@link #onComplete(AsyncEvent)}:
+ * after a pending write finished or failed), whatever is still queued or being written is
+ * released too, and any chunk that arrives later is released at once: a client that goes away
+ * leaves no buffer behind.
+ *
  * <p>Callbacks come from the engine's I/O threads and from container threads; all output work
  * runs in {@link #drain()}, which a work-in-progress counter serialises, so exactly one thread
  * at a time touches the output stream.
@@ -35,6 +46,20 @@ import java.util.concurrent.atomic.AtomicInteger;
  * goes away cancels the upstream exchange.
  */
 final class NarProxy implements NarHandler, WriteListener, AsyncListener {
+    /** {@code write(ByteBuffer)} of an output stream class, or null where it has none. */
+    private static final ClassValue<MethodHandle> WRITE_BUFFER = new ClassValue<>() {
+        @Override
+        protected MethodHandle computeValue(Class<?> type) {
+            try {
+                return MethodHandles.publicLookup()
+                        .findVirtual(type, "write", MethodType.methodType(void.class, ByteBuffer.class))
+                        .asType(MethodType.methodType(void.class, ServletOutputStream.class, ByteBuffer.class));
+            } catch (NoSuchMethodException | IllegalAccessException e) {
+                return null;
+            }
+        }
+    };
+
     private final AsyncContext async;
     private final HttpServletResponse clientResponse;
     private final boolean head;
@@ -46,9 +71,15 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
     private volatile boolean listening;
     private volatile boolean ended;
     private volatile String failure;
+    /** The container completed the response: nothing writes any more. */
+    private volatile boolean containerDone;
+    // guarded by queue: the queue was emptied for good, later chunks are released at once
+    private boolean closed;
     // only touched inside drain()
     private int unreleased;
     private boolean done;
+    private MethodHandle writeBuffer;
+    private byte[] scratch;
 
     NarProxy(AsyncContext async, HttpServletResponse clientResponse, boolean head) {
         this.async = async;
@@ -80,6 +111,7 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
         }
         try {
             out = clientResponse.getOutputStream();
+            writeBuffer = WRITE_BUFFER.get(out.getClass());
             out.setWriteListener(this);
             listening = true;
         } catch (IOException | IllegalStateException e) {
@@ -90,10 +122,16 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
 
     @Override
     public void onData(ByteBuffer data) {
+        boolean late;
         synchronized (queue) {
-            queue.add(data);
+            late = closed;
+            if (!late) queue.add(data);
         }
-        drain();
+        if (late) {
+            stream.release(data.remaining()); // the response is over: nobody will write it
+        } else {
+            drain();
+        }
     }
 
     @Override
@@ -139,6 +177,10 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
     }
 
     private void drainOnce() throws IOException {
+        if (containerDone) {
+            releaseAll();
+            return;
+        }
         if (done || !listening) return;
         while (true) {
             if (failure != null) {
@@ -159,8 +201,45 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
                 return;
             }
             int n = next.remaining();
-            out.write(next.array(), next.arrayOffset() + next.position(), n);
+            write(next);
             unreleased += n;
+        }
+    }
+
+    /** Writes the buffer itself where the container can (no copy), else through a byte array. */
+    private void write(ByteBuffer buffer) throws IOException {
+        if (writeBuffer != null) {
+            try {
+                writeBuffer.invokeExact(out, buffer);
+            } catch (IOException | RuntimeException | Error e) {
+                throw e;
+            } catch (Throwable t) {
+                throw new IOException(t);
+            }
+        } else if (buffer.hasArray()) {
+            out.write(buffer.array(), buffer.arrayOffset() + buffer.position(), buffer.remaining());
+        } else {
+            // in use until isReady() is true again, like the buffer, so one array serves every write
+            int n = buffer.remaining();
+            if (scratch == null || scratch.length < n) scratch = new byte[n];
+            buffer.get(scratch, 0, n);
+            out.write(scratch, 0, n);
+        }
+    }
+
+    /** The response is over: every byte received and not yet released goes back to the engine. */
+    private void releaseAll() {
+        long n = unreleased;
+        unreleased = 0;
+        synchronized (queue) {
+            closed = true;
+            for (ByteBuffer b : queue) n += b.remaining();
+            queue.clear();
+        }
+        while (n > 0) {
+            int step = (int) Math.min(n, Integer.MAX_VALUE);
+            stream.release(step);
+            n -= step;
         }
     }
 
@@ -189,7 +268,10 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
     // AsyncListener: the container's view of the exchange
 
     @Override
-    public void onComplete(AsyncEvent event) {}
+    public void onComplete(AsyncEvent event) {
+        containerDone = true;
+        drain();
+    }
 
     @Override
     public void onTimeout(AsyncEvent event) {

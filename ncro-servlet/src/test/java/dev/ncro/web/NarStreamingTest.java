@@ -264,6 +264,32 @@ class NarStreamingTest extends TwoUpstreams {
     }
 
     @Test
+    void everyEndOfAStream_givesItsPooledBuffersBack() throws Exception {
+        String whole = "/nar/0e3khy1rvhz6qdkmgd4vnqxnbwhpgp2dlh4y9vbxp4k3f4kwrq1z.nar";
+        String reset = "/nar/3js67dcvm2raxpr3qfsprg22cv2zbhaybkbclvhbnv9llx26yd00.nar";
+        String endless = "/nar/a720w6cmm6a21hksdi9mfpv355mkklcbar5c3vv35cfl1pv1qjp0.nar";
+        a.putGenerated(whole, 8L * 1024 * 1024 + 7);
+        a.putGenerated(reset, 4 * 1024 * 1024).resetAfter(reset, 1024 * 1024);
+        a.putGenerated(endless, 1L << 32);
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+        long before = dev.ncro.engine.NarBuffers.outstanding();
+
+        assertEquals(8L * 1024 * 1024 + 7, ncro.get(whole).body().length);
+        assertThrows(IOException.class, () -> ncro.get(reset));
+        try (Socket s = new Socket("127.0.0.1", ncro.port())) { // a client that goes away mid-body
+            s.getOutputStream().write(("GET " + endless + " HTTP/1.1\r\nHost: x\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+            InputStream in = s.getInputStream();
+            byte[] buf = new byte[65536];
+            for (long read = 0; read < 4 * 1024 * 1024; ) read += in.read(buf);
+        }
+        assertTrue(a.awaitAbortedWrite(Duration.ofSeconds(20)), "the upstream saw ncro hang up");
+
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (dev.ncro.engine.NarBuffers.outstanding() > before && System.nanoTime() < deadline) Thread.sleep(5);
+        assertEquals(before, dev.ncro.engine.NarBuffers.outstanding(), "pooled NAR buffers not given back");
+    }
+
+    @Test
     void absoluteNarUrlUnderAConfiguredUpstream_isMadeRelative_andStreamedThroughNcro() throws Exception {
         String h = hash(40);
         String nar = "nar/" + hash(41) + hash(42).substring(0, 20) + ".nar.xz";

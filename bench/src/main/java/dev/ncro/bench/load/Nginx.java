@@ -125,6 +125,13 @@ final class Nginx implements AutoCloseable {
         }
     }
 
+    /** CPU time used so far by the master and its workers. */
+    java.time.Duration cpu() {
+        return java.util.stream.Stream.concat(java.util.stream.Stream.of(process.toHandle()), process.descendants())
+                .map(p -> p.info().totalCpuDuration().orElse(java.time.Duration.ZERO))
+                .reduce(java.time.Duration.ZERO, java.time.Duration::plus);
+    }
+
     @Override
     public void close() {
         List<ProcessHandle> workers = process.descendants().toList();
