@@ -73,11 +73,15 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
     private volatile String failure;
     /** The container completed the response: nothing writes any more. */
     private volatile boolean containerDone;
+    /** A write failed: the container holds none of our buffers any more. */
+    private volatile boolean writeFailed;
     // guarded by queue: the queue was emptied for good, later chunks are released at once
     private boolean closed;
     // only touched inside drain()
     private int unreleased;
     private boolean done;
+    /** The last isReady() was false: the container may still be reading the last buffer. */
+    private boolean writePending;
     private MethodHandle writeBuffer;
     private byte[] scratch;
 
@@ -159,6 +163,7 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
     @Override
     public void onError(Throwable t) {
         // the client went away or the write failed: nobody is left to receive the NAR
+        writeFailed = true;
         stream.cancel();
         failure = "client write failed: " + t;
         drain();
@@ -170,8 +175,12 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
             try {
                 drainOnce();
             } catch (IOException | RuntimeException e) {
-                stream.cancel();
-                abort();
+                writeFailed = true;
+                try {
+                    stream.cancel();
+                } finally {
+                    abort();
+                }
             }
         } while (wip.decrementAndGet() != 0);
     }
@@ -187,7 +196,11 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
                 abort();
                 return;
             }
-            if (!out.isReady()) return; // a write is pending; onWritePossible() comes next
+            if (!out.isReady()) { // a write is pending; onWritePossible() comes next
+                writePending = true;
+                return;
+            }
+            writePending = false;
             if (unreleased > 0) {
                 stream.release(unreleased);
                 unreleased = 0;
@@ -200,9 +213,10 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
                 if (ended) finish();
                 return;
             }
-            int n = next.remaining();
+            // counted before the write: a write that throws (the client is gone) must still
+            // give the buffer back when the response completes
+            unreleased += next.remaining();
             write(next);
-            unreleased += n;
         }
     }
 
@@ -260,9 +274,17 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
             clientResponse.sendError(-1);
         } catch (IOException | IllegalStateException e) {
             // already aborting
-        } finally {
-            async.complete();
         }
+        try {
+            async.complete();
+        } catch (IllegalStateException e) {
+            // the output was aborted already (a failed write): Jetty ends the exchange itself;
+            // thrown on, this would leave drain() locked and the buffers unreleased
+        }
+        // a broken connection's response may never be completed (onComplete(AsyncEvent))
+        // while the server runs, so the buffers go back here unless the container may still
+        // be writing one; then they go back when it completes
+        if (!writePending || writeFailed) releaseAll();
     }
 
     // AsyncListener: the container's view of the exchange
