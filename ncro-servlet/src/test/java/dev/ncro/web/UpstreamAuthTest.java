@@ -36,8 +36,10 @@ class UpstreamAuthTest extends TwoUpstreams {
                 + "  - url: " + a.uri() + "\n    username: alice\n    password: " + SECRET + "\n"
                 + "  - url: " + b.uri() + "\n");
 
-        assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
-        assertEquals(200, ncro.get("/" + nar).statusCode());
+        HttpResponse<byte[]> info = ncro.get("/" + h + ".narinfo");
+        assertEquals(200, info.statusCode(), body(info));
+        HttpResponse<byte[]> narAnswer = ncro.get("/" + nar);
+        assertEquals(200, narAnswer.statusCode(), body(narAnswer) + "; a saw " + a.requests() + "; b saw " + b.requests());
         HttpResponse<byte[]> failing = ncro.get("/" + hash(83) + ".narinfo");
 
         assertTrue(a.requests().stream().allMatch(l -> BASIC.equals(l.headers().get("authorization"))),
