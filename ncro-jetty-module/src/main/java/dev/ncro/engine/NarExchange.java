@@ -45,7 +45,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>A 200 answer to a GET (a whole file, whether or not a Range was asked for) ends cleanly only if the bytes streamed match
  * the upstream's Content-Length, or, when it sent none, the narinfo's FileSize (NarSize for
- * an uncompressed NAR); a chunked body without either is trusted to its terminating chunk,
+ * an uncompressed NAR); a 206 only if they match its Content-Length or, without one, the
+ * single range its Content-Range names; a chunked body without either is trusted to its terminating chunk,
  * and a body delimited only by the connection closing, with nothing to check it against,
  * is aborted: a truncated NAR must never look complete.
  *
@@ -345,18 +346,52 @@ final class NarExchange implements NarStream {
         }
 
         private void planLengthCheck(int status, HttpResponse response, EntityDetails entity) {
-            // a 200 is a whole file even when a Range was asked for (the upstream ignored it)
-            if (status != 200 || request.head() || entity == null) return;
-            checkLength = true;
-            if (entity.getContentLength() >= 0) {
-                expectedBytes = entity.getContentLength();
-            } else if (expected.fileSize() >= 0 && !response.containsHeader("Content-Encoding")) {
-                expectedBytes = expected.fileSize();
-            } else {
-                // HttpComponents checks the terminating chunk (its EntityDetails calls any body
-                // of unknown length "chunked", so the header is what tells)
-                org.apache.hc.core5.http.Header te = response.getFirstHeader("Transfer-Encoding");
-                trustFraming = te != null && te.getValue().toLowerCase(Locale.ROOT).contains("chunked");
+            if (request.head() || entity == null) return;
+            if (status == 200) {
+                // a 200 is a whole file even when a Range was asked for (the upstream ignored it)
+                checkLength = true;
+                if (entity.getContentLength() >= 0) {
+                    expectedBytes = entity.getContentLength();
+                } else if (expected.fileSize() >= 0 && !response.containsHeader("Content-Encoding")) {
+                    expectedBytes = expected.fileSize();
+                } else {
+                    trustFraming = chunked(response);
+                }
+            } else if (status == 206) {
+                // a part: its Content-Length, else the one range its Content-Range names
+                checkLength = true;
+                if (entity.getContentLength() >= 0) {
+                    expectedBytes = entity.getContentLength();
+                } else {
+                    expectedBytes = rangeLength(response.getFirstHeader("Content-Range"));
+                    if (expectedBytes < 0) trustFraming = chunked(response);
+                }
+            }
+        }
+
+        /**
+         * HttpComponents checks the terminating chunk (its EntityDetails calls any body of
+         * unknown length "chunked", so the header is what tells).
+         */
+        private static boolean chunked(HttpResponse response) {
+            org.apache.hc.core5.http.Header te = response.getFirstHeader("Transfer-Encoding");
+            return te != null && te.getValue().toLowerCase(Locale.ROOT).contains("chunked");
+        }
+
+        /** The length of {@code bytes first-last/total}, or -1 when it names no single range. */
+        private static long rangeLength(org.apache.hc.core5.http.Header contentRange) {
+            if (contentRange == null) return -1;
+            String v = contentRange.getValue().trim();
+            if (!v.regionMatches(true, 0, "bytes ", 0, 6)) return -1;
+            int dash = v.indexOf('-', 6);
+            int slash = v.indexOf('/', 6);
+            if (dash < 0 || slash < dash) return -1;
+            try {
+                long first = Long.parseLong(v.substring(6, dash).trim());
+                long last = Long.parseLong(v.substring(dash + 1, slash).trim());
+                return first >= 0 && last >= first ? last - first + 1 : -1;
+            } catch (NumberFormatException e) {
+                return -1;
             }
         }
 

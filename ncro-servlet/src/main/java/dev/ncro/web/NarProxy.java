@@ -82,11 +82,14 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
     private boolean done;
     /** The last isReady() was false: the container may still be reading the last buffer. */
     private boolean writePending;
+    /** The client's request, taken while it is valid: Jetty recycles the async context. */
+    private final jakarta.servlet.ServletRequest clientRequest;
     private MethodHandle writeBuffer;
     private byte[] scratch;
 
     NarProxy(AsyncContext async, HttpServletResponse clientResponse, boolean head) {
         this.async = async;
+        this.clientRequest = async.getRequest();
         this.clientResponse = clientResponse;
         this.head = head;
         async.addListener(this);
@@ -178,9 +181,10 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
                 writeFailed = true;
                 try {
                     stream.cancel();
-                } finally {
-                    abort();
+                } catch (RuntimeException cancelFailed) {
+                    // the upstream side ends on its own timeouts; the client must still go
                 }
+                abort();
             }
         } while (wip.decrementAndGet() != 0);
     }
@@ -190,7 +194,13 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
             releaseAll();
             return;
         }
-        if (done || !listening) return;
+        if (done) {
+            // aborted while a write was pending: once that write has ended (failed, or
+            // isReady() again) the container holds none of the buffers any more
+            if (writeFailed || !writePending || readyNow()) releaseAll();
+            return;
+        }
+        if (!listening) return;
         while (true) {
             if (failure != null) {
                 abort();
@@ -216,6 +226,8 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
             // counted before the write: a write that throws (the client is gone) must still
             // give the buffer back when the response completes
             unreleased += next.remaining();
+            // pending until isReady() says otherwise: Jetty may keep reading the buffer
+            writePending = true;
             write(next);
         }
     }
@@ -257,6 +269,15 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
         }
     }
 
+    /** Whether the last write has ended; false when the output cannot tell any more. */
+    private boolean readyNow() {
+        try {
+            return out != null && out.isReady();
+        } catch (RuntimeException e) {
+            return false;
+        }
+    }
+
     /** Ends the body cleanly: only after the upstream sent all of it. */
     private void finish() {
         if (done) return;
@@ -268,7 +289,15 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
     private void abort() {
         if (done) return;
         done = true;
-        AccessLog.aborted(async.getRequest());
+        try {
+            AccessLog.aborted(clientRequest);
+        } catch (RuntimeException e) {
+            // the access line is not worth a locked drain()
+        }
+        if (containerDone) {
+            releaseAll();
+            return;
+        }
         try {
             // Jetty: sendError(-1) aborts the connection rather than completing the response
             clientResponse.sendError(-1);

@@ -322,6 +322,31 @@ class FailoverTest extends TwoUpstreams {
         }
     }
 
+    @Test
+    void closeDelimitedPartialBodyShorterThanItsContentRange_isAborted() throws Exception {
+        try (RawUpstream raw = new RawUpstream(bytes(500, 'r'))) {
+            raw.narHead = "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-999/5000\r\n";
+            ncro = NcroUnderTest.start(NcroUnderTest.config(null, raw.uri(), 10));
+
+            assertThrows(IOException.class, () -> ncro.get("/" + NAR, "Range", "bytes=0-999"),
+                    "500 of the 1000 bytes Content-Range promised must not end cleanly");
+        }
+    }
+
+    @Test
+    void closeDelimitedPartialBodyOfItsContentRange_endsCleanly() throws Exception {
+        try (RawUpstream raw = new RawUpstream(bytes(1000, 'r'))) {
+            raw.narHead = "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-999/5000\r\n";
+            ncro = NcroUnderTest.start(NcroUnderTest.config(null, raw.uri(), 10));
+
+            HttpResponse<byte[]> r = ncro.get("/" + NAR, "Range", "bytes=0-999");
+
+            assertEquals(206, r.statusCode());
+            assertEquals(1000, r.body().length);
+            assertEquals("bytes 0-999/5000", r.headers().firstValue("Content-Range").orElse(null));
+        }
+    }
+
     private static byte[] bytes(int n, char c) {
         byte[] b = new byte[n];
         Arrays.fill(b, (byte) c);
@@ -342,6 +367,8 @@ class FailoverTest extends TwoUpstreams {
         private final byte[] narBody;
         private final AtomicInteger served = new AtomicInteger();
         volatile String narinfo = "";
+        /** The NAR answer's status line and any headers of its own, each ending in CRLF. */
+        volatile String narHead = "HTTP/1.1 200 OK\r\n";
 
         RawUpstream(byte[] narBody) throws IOException {
             this.narBody = narBody;
@@ -367,7 +394,7 @@ class FailoverTest extends TwoUpstreams {
                                 .getBytes(StandardCharsets.UTF_8));
                         out.write(body);
                     } else if (path.startsWith("/nar/")) {
-                        out.write("HTTP/1.1 200 OK\r\nContent-Type: application/x-nix-nar\r\nConnection: close\r\n\r\n"
+                        out.write((narHead + "Content-Type: application/x-nix-nar\r\nConnection: close\r\n\r\n")
                                 .getBytes(StandardCharsets.UTF_8));
                         out.write(narBody);
                         served.incrementAndGet();
