@@ -83,6 +83,15 @@ final class ReadAhead {
     /** Orders candidates and claims: which came first, whatever the clock says. */
     private final java.util.concurrent.atomic.AtomicLong order = new java.util.concurrent.atomic.AtomicLong();
     private long reserved;
+    /**
+     * When each target was last held back, read without the lock: a narinfo served again and
+     * again (many clients of one closure, a monitoring probe) while the guard holds read-ahead
+     * back is not re-parked within {@link #HELD_BACK_REFRESH_MS}, so the hot narinfo path takes
+     * no lock here. Forgotten as soon as a client downloads or claims anything (which is what
+     * can make the guard admit again), and whenever it grows past the parked limit.
+     */
+    private final java.util.concurrent.ConcurrentHashMap<String, Long> heldBack = new java.util.concurrent.ConcurrentHashMap<>();
+    static final long HELD_BACK_REFRESH_MS = 1000;
 
     ReadAhead(NcroConfig.ReadAhead config, ReadAheadGuard guard, UpstreamClient client,
             Function<Upstream, AsyncLimiter> streamGates, NcroMetrics metrics, InstantSource clock, Duration stallTimeout,
@@ -95,6 +104,12 @@ final class ReadAhead {
         this.metrics = metrics;
         this.clock = clock;
         this.stallTimeout = stallTimeout;
+    }
+
+    /** Whether {@code target} was held back less than {@link #HELD_BACK_REFRESH_MS} ago and nothing downloaded since. */
+    boolean heldBackRecently(String target) {
+        Long at = heldBack.get(target);
+        return at != null && clock.millis() - at < HELD_BACK_REFRESH_MS;
     }
 
     boolean enabled() {
@@ -143,6 +158,7 @@ final class ReadAhead {
      */
     void downloading(String target) {
         if (!config.enabled()) return;
+        heldBack.clear();
         List<Candidate> released;
         synchronized (this) {
             parked.remove(target);
@@ -183,6 +199,8 @@ final class ReadAhead {
             expireParked();
             parked.remove(candidate.target);
             parked.put(candidate.target, candidate);
+            if (heldBack.size() >= Defaults.READAHEAD_MAX_PARKED) heldBack.clear();
+            heldBack.put(candidate.target, clock.millis());
             Iterator<Candidate> oldest = parked.values().iterator();
             while (parked.size() > Defaults.READAHEAD_MAX_PARKED && oldest.hasNext()) {
                 oldest.next();
@@ -254,6 +272,7 @@ final class ReadAhead {
 
     /** Takes the read-ahead entry for {@code target} out, for its one download; null if there is none. */
     Entry claim(String target) {
+        heldBack.clear();
         List<Entry> dropped = new ArrayList<>();
         Entry entry;
         synchronized (this) {
@@ -305,6 +324,7 @@ final class ReadAhead {
     /** Drops every entry (the engine stops). */
     void clear() {
         List<Entry> dropped;
+        heldBack.clear();
         synchronized (this) {
             parked.clear();
             streamedByClient.clear();

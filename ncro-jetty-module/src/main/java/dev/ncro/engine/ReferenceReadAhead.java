@@ -90,6 +90,8 @@ final class ReferenceReadAhead {
      * were walked within the last {@code readahead.ttl} at that level or nearer.
      */
     private boolean firstWalk(String hash, int level) {
+        Integer known = walked.getIfPresent(hash); // the hot path: a read, no lock
+        if (known != null && known <= level) return false;
         boolean[] first = {false};
         walked.asMap().compute(hash, (h, before) -> {
             if (before != null && before <= level) return before;

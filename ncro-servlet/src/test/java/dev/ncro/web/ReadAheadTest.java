@@ -310,6 +310,11 @@ class ReadAheadTest extends TwoUpstreams {
         assertEquals(0, a.count(nars[6]));
         String scrape = new String(ncro.engine.metrics().body(), StandardCharsets.UTF_8);
         assertTrue(Arrays.asList(scrape.split("\n")).contains("ncro_readahead_guard_paused 1.0"), scrape);
+        // served again and again while held back (the hot path skips them without a lock): still
+        // nothing fetched, and still held back for the next download, with the clock standing still
+        for (int i = 0; i < 20; i++) assertEquals(200, ncro.get("/" + hashOf(nars[5 + i % 2]) + ".narinfo").statusCode());
+        assertEquals(0, a.count(nars[5]));
+        assertEquals(0, a.count(nars[6]));
 
         // a client downloads one: it downloads, so the held-back NARs are read ahead now (as many as fit)
         assertArrayEquals(nar(20, 20_000), ncro.get(nars[0]).body());
