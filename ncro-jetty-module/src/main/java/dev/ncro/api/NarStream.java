@@ -12,6 +12,15 @@ public interface NarStream {
      */
     void release(int bytes);
 
+    /**
+     * Like {@link #release}, for bytes whose buffers the container may still be reading (a
+     * write that was neither completed nor failed when the response ended): the engine
+     * forgets them instead of reusing them, so no other stream can ever write into them.
+     */
+    default void discard(int bytes) {
+        release(bytes);
+    }
+
     /** Abandons the stream: the upstream exchange is cancelled and its connection freed. */
     void cancel();
 }

@@ -65,13 +65,26 @@ public final class NarBuffers {
      * Bytes beyond what is held are ignored.
      */
     synchronized void release(int bytes) {
+        giveBack(bytes, true);
+    }
+
+    /**
+     * Like {@link #release}, but the buffers never go back to the pool: for bytes a writer may
+     * still be reading, which must never be handed to another stream. They become garbage once
+     * the writer lets go (Jetty's pool holds the entries it lent only weakly).
+     */
+    synchronized void discard(int bytes) {
+        giveBack(bytes, false);
+    }
+
+    private void giveBack(int bytes, boolean reuse) {
         long left = releasedOfOldest + bytes;
         Held oldest;
         while ((oldest = held.peek()) != null && left >= oldest.size) {
             held.poll();
             left -= oldest.size;
             OUTSTANDING.decrementAndGet();
-            oldest.buffer.release();
+            if (reuse) oldest.buffer.release();
         }
         releasedOfOldest = oldest == null ? 0 : left;
     }

@@ -170,6 +170,13 @@ final class NarExchange implements NarStream {
     }
 
     @Override
+    public void discard(int bytes) {
+        buffers.discard(bytes);
+        Attempt a = current;
+        if (a != null) a.release(bytes);
+    }
+
+    @Override
     public void cancel() {
         cancelled = true;
         closed();
@@ -370,12 +377,16 @@ final class NarExchange implements NarStream {
         }
 
         /**
-         * HttpComponents checks the terminating chunk (its EntityDetails calls any body of
-         * unknown length "chunked", so the header is what tells).
+         * Whether the body's own framing tells a complete end from a cut: HTTP/1.1 chunking
+         * (HttpComponents checks the terminating chunk; its EntityDetails calls any body of
+         * unknown length "chunked", so the header is what tells), or HTTP/2.
          */
         private static boolean chunked(HttpResponse response) {
             org.apache.hc.core5.http.Header te = response.getFirstHeader("Transfer-Encoding");
-            return te != null && te.getValue().toLowerCase(Locale.ROOT).contains("chunked");
+            if (te != null && te.getValue().toLowerCase(Locale.ROOT).contains("chunked")) return true;
+            // HTTP/2 ends a body with END_STREAM; a reset or a lost connection fails the exchange
+            org.apache.hc.core5.http.ProtocolVersion v = response.getVersion();
+            return v != null && v.getMajor() >= 2;
         }
 
         /** The length of {@code bytes first-last/total}, or -1 when it names no single range. */

@@ -109,7 +109,9 @@ final class ReadAhead {
     /** Whether {@code target} was held back less than {@link #HELD_BACK_REFRESH_MS} ago and nothing downloaded since. */
     boolean heldBackRecently(String target) {
         Long at = heldBack.get(target);
-        return at != null && clock.millis() - at < HELD_BACK_REFRESH_MS;
+        if (at == null) return false;
+        long age = clock.millis() - at;
+        return age >= 0 && age < HELD_BACK_REFRESH_MS; // a clock stepped back: stale
     }
 
     boolean enabled() {
@@ -144,6 +146,10 @@ final class ReadAhead {
         }
         if (!guard.admit()) {
             park(candidate);
+            // only what the guard held back: a candidate parked for busy stream slots is
+            // considered again on its next narinfo, as slots free up
+            if (heldBack.size() >= Defaults.READAHEAD_MAX_PARKED) heldBack.clear();
+            heldBack.put(target, clock.millis());
             return;
         }
         if (!start(candidate)) park(candidate);
@@ -199,8 +205,6 @@ final class ReadAhead {
             expireParked();
             parked.remove(candidate.target);
             parked.put(candidate.target, candidate);
-            if (heldBack.size() >= Defaults.READAHEAD_MAX_PARKED) heldBack.clear();
-            heldBack.put(candidate.target, clock.millis());
             Iterator<Candidate> oldest = parked.values().iterator();
             while (parked.size() > Defaults.READAHEAD_MAX_PARKED && oldest.hasNext()) {
                 oldest.next();

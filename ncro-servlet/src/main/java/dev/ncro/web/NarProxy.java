@@ -31,10 +31,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * <p>Buffers: the engine lends its pooled (direct) buffers; each is written as it is
  * ({@code write(ByteBuffer)}: Servlet 6.1, and Jetty's ee10 output before it; the container
  * may keep using the buffer until {@code isReady()} is true again, which is when it is
- * released). Once the container has completed the response ({@link #onComplete(AsyncEvent)}:
- * after a pending write finished or failed), whatever is still queued or being written is
- * released too, and any chunk that arrives later is released at once: a client that goes away
- * leaves no buffer behind.
+ * released). Once the response is over (aborted, or completed by the container), whatever is
+ * still queued is released too, a write that may still be in flight has its buffer discarded
+ * rather than reused, and any chunk that arrives later is released at once: a client that
+ * goes away leaves no buffer behind, and no buffer is reused while Jetty may still read it.
  *
  * <p>Callbacks come from the engine's I/O threads and from container threads; all output work
  * runs in {@link #drain()}, which a work-in-progress counter serialises, so exactly one thread
@@ -253,18 +253,38 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
         }
     }
 
-    /** The response is over: every byte received and not yet released goes back to the engine. */
+    /**
+     * The response is over: every byte received and not yet released goes back to the engine.
+     * The bytes of a write that may still be in flight (neither completed nor failed: Jetty can
+     * complete or abort a response while a flush is under way) are discarded instead, so their
+     * buffers are never handed to another stream. Never throws.
+     */
     private void releaseAll() {
-        long n = unreleased;
+        long written = unreleased;
         unreleased = 0;
+        boolean mayBeWriting = written > 0 && writePending && !writeFailed && !readyNow();
+        long queued = 0;
         synchronized (queue) {
             closed = true;
-            for (ByteBuffer b : queue) n += b.remaining();
+            for (ByteBuffer b : queue) queued += b.remaining();
             queue.clear();
         }
+        try {
+            giveBack(written, mayBeWriting); // the oldest first
+            giveBack(queued, false);
+        } catch (RuntimeException e) {
+            // the engine's side of the stream is over as well
+        }
+    }
+
+    private void giveBack(long n, boolean discard) {
         while (n > 0) {
             int step = (int) Math.min(n, Integer.MAX_VALUE);
-            stream.release(step);
+            if (discard) {
+                stream.discard(step);
+            } else {
+                stream.release(step);
+            }
             n -= step;
         }
     }
@@ -311,9 +331,9 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
             // thrown on, this would leave drain() locked and the buffers unreleased
         }
         // a broken connection's response may never be completed (onComplete(AsyncEvent))
-        // while the server runs, so the buffers go back here unless the container may still
-        // be writing one; then they go back when it completes
-        if (!writePending || writeFailed) releaseAll();
+        // while the server runs, so the buffers go back now (one still being written is
+        // discarded, see releaseAll)
+        releaseAll();
     }
 
     // AsyncListener: the container's view of the exchange
