@@ -17,6 +17,8 @@ import org.apache.hc.core5.http.HttpResponse;
  */
 class RecordingSink implements StreamingConsumer.Sink {
     final List<Integer> statuses = new CopyOnWriteArrayList<>();
+    /** The protocol version of each response, as HttpComponents reports it. */
+    final List<org.apache.hc.core5.http.ProtocolVersion> versions = new CopyOnWriteArrayList<>();
     final CountDownLatch head = new CountDownLatch(1);
     final CompletableFuture<Object> end = new CompletableFuture<>();
     private final ByteArrayOutputStream body = new ByteArrayOutputStream();
@@ -32,6 +34,7 @@ class RecordingSink implements StreamingConsumer.Sink {
     @Override
     public boolean onResponse(HttpResponse response, EntityDetails entity) {
         statuses.add(response.getCode());
+        if (response.getVersion() != null) versions.add(response.getVersion());
         head.countDown();
         return true;
     }

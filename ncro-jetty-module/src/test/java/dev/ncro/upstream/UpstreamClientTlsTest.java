@@ -203,6 +203,27 @@ class UpstreamClientTlsTest {
      * A NAR over HTTP/2 whose reader stops: the stream's flow-control window holds the rest at
      * the upstream; nothing near the whole NAR arrives. Released, the rest follows.
      */
+    /**
+     * NarExchange trusts an HTTP/2 body without a length to its END_STREAM (a reset fails the
+     * exchange), and only HTTP/2: the response must say which protocol carried it.
+     */
+    @Test
+    void narResponses_sayWhichProtocolCarriedThem() throws Exception {
+        FakeCache h2 = cache(true, Duration.ZERO).putGenerated("/nar/x.nar", 1000).chunked("/nar/x.nar");
+        FakeCache h1 = cache(false, Duration.ZERO).putGenerated("/nar/x.nar", 1000).chunked("/nar/x.nar");
+        startClient();
+        List<Upstream> us = upstreams();
+        for (int i = 0; i < 2; i++) {
+            Upstream u = us.get(i);
+            RecordingSink sink = new RecordingSink(true);
+            sink.attach(client.stream(u, u.resolve("nar/x.nar"), false, Map.of(), Duration.ofSeconds(30), sink));
+            assertEquals("end", sink.awaitEnd());
+            assertEquals(i == 0 ? 2 : 1, sink.versions.get(0).getMajor(), "response over " + (i == 0 ? "h2" : "h1") + ": " + sink.versions);
+        }
+        assertEquals(1, h2.requestsOver("HTTP/2.0"));
+        assertEquals(1, h1.requestsOver("HTTP/1.1"));
+    }
+
     @Test
     void narOverHttp2_keepsBackpressure() throws Exception {
         long size = 32L << 20;
