@@ -199,6 +199,12 @@ final class NarExchange implements NarStream {
         private final AtomicInteger state = new AtomicInteger(WAITING);
         private final AtomicBoolean gateHeld = new AtomicBoolean();
         private UpstreamStream stream;
+        /**
+         * Bytes the handler released before {@code client.stream} returned the handle (the
+         * body can arrive, be written and be released first): handed on with the handle, or the
+         * upstream window would never reopen for them and the stream would stall.
+         */
+        private long releasedEarly;
         private boolean abandoned;
         private Scheduler.Task firstByte;
         private volatile boolean launched;
@@ -244,11 +250,22 @@ final class NarExchange implements NarStream {
                 return;
             }
             boolean drop;
+            long early;
             synchronized (this) {
                 drop = abandoned;
                 if (!drop) stream = s;
+                early = releasedEarly;
+                releasedEarly = 0;
             }
-            if (drop || cancelled) s.cancel();
+            if (drop || cancelled) {
+                s.cancel();
+                return;
+            }
+            while (early > 0) {
+                int step = (int) Math.min(early, Integer.MAX_VALUE);
+                s.release(step);
+                early -= step;
+            }
         }
 
         /** Still queued for a stream slot after the first-byte timeout: the next candidate's turn. */
@@ -265,8 +282,12 @@ final class NarExchange implements NarStream {
             UpstreamStream s;
             synchronized (this) {
                 s = stream;
+                if (s == null) {
+                    releasedEarly += n;
+                    return;
+                }
             }
-            if (s != null) s.release(n);
+            s.release(n);
         }
 
         /** Cancels the upstream exchange, now or as soon as it exists. */
