@@ -325,8 +325,9 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             Plan plan = plan(hash, narinfoBytes);
             String target = plan.target();
             if (target == null) return;
-            // served again while held back a moment ago: nothing to decide, no lock to take
-            if (readAhead.heldBackRecently(target)) return;
+            // considered a moment ago (in memory, in flight, held back or failed): nothing to
+            // decide, no lock to take
+            if (readAhead.settledRecently(target)) return;
             long size = plan.size();
             byte[] sha256 = plan.sha256();
             Upstream home = routes.routeForNar(target).map(r -> upstreams.byBase(r.upstream())).orElse(null);

@@ -84,14 +84,16 @@ final class ReadAhead {
     private final java.util.concurrent.atomic.AtomicLong order = new java.util.concurrent.atomic.AtomicLong();
     private long reserved;
     /**
-     * When each target was last held back, read without the lock: a narinfo served again and
-     * again (many clients of one closure, a monitoring probe) while the guard holds read-ahead
-     * back is not re-parked within {@link #HELD_BACK_REFRESH_MS}, so the hot narinfo path takes
-     * no lock here. Forgotten as soon as a client downloads or claims anything (which is what
-     * can make the guard admit again), and whenever it grows past the parked limit.
+     * When each target was last considered, read without the lock: a narinfo served again and
+     * again (many clients of one closure, a monitoring probe) is not considered again within
+     * {@link #SETTLED_MS} — its read-ahead is in memory or in flight, held back, or just
+     * failed (a NAR the upstream lacks is then asked for once a second at most, not on every
+     * hit) — so the hot narinfo path takes no lock here. Forgotten as soon as a client
+     * downloads or claims anything (which frees memory and stream slots and can make the
+     * guard admit again), and whenever it grows past the parked limit.
      */
-    private final java.util.concurrent.ConcurrentHashMap<String, Long> heldBack = new java.util.concurrent.ConcurrentHashMap<>();
-    static final long HELD_BACK_REFRESH_MS = 1000;
+    private final java.util.concurrent.ConcurrentHashMap<String, Long> settled = new java.util.concurrent.ConcurrentHashMap<>();
+    static final long SETTLED_MS = 1000;
 
     ReadAhead(NcroConfig.ReadAhead config, ReadAheadGuard guard, UpstreamClient client,
             Function<Upstream, AsyncLimiter> streamGates, NcroMetrics metrics, InstantSource clock, Duration stallTimeout,
@@ -106,12 +108,17 @@ final class ReadAhead {
         this.stallTimeout = stallTimeout;
     }
 
-    /** Whether {@code target} was held back less than {@link #HELD_BACK_REFRESH_MS} ago and nothing downloaded since. */
-    boolean heldBackRecently(String target) {
-        Long at = heldBack.get(target);
+    /** Whether {@code target} was considered less than {@link #SETTLED_MS} ago and nothing downloaded since. */
+    boolean settledRecently(String target) {
+        Long at = settled.get(target);
         if (at == null) return false;
         long age = clock.millis() - at;
-        return age >= 0 && age < HELD_BACK_REFRESH_MS; // a clock stepped back: stale
+        return age >= 0 && age < SETTLED_MS; // a clock stepped back: stale
+    }
+
+    private void settle(String target) {
+        if (settled.size() >= Defaults.READAHEAD_MAX_PARKED) settled.clear();
+        settled.put(target, clock.millis());
     }
 
     boolean enabled() {
@@ -141,18 +148,18 @@ final class ReadAhead {
     void consider(String target, Upstream upstream, long fileSize, byte[] sha256) {
         if (!config.enabled() || fileSize < 0 || fileSize > config.maxNarSize()) return;
         Candidate candidate = new Candidate(target, upstream, fileSize, sha256, clock.millis(), order.incrementAndGet());
+        boolean exists;
         synchronized (this) {
-            if (entries.containsKey(target)) return;
+            exists = entries.containsKey(target);
         }
-        if (!guard.admit()) {
-            park(candidate);
-            // only what the guard held back: a candidate parked for busy stream slots is
-            // considered again on its next narinfo, as slots free up
-            if (heldBack.size() >= Defaults.READAHEAD_MAX_PARKED) heldBack.clear();
-            heldBack.put(target, clock.millis());
-            return;
+        if (!exists) {
+            if (!guard.admit()) {
+                park(candidate);
+            } else if (!start(candidate)) {
+                park(candidate); // no stream slot: a download, or a second, frees one
+            }
         }
-        if (!start(candidate)) park(candidate);
+        settle(target);
     }
 
     /**
@@ -164,7 +171,7 @@ final class ReadAhead {
      */
     void downloading(String target) {
         if (!config.enabled()) return;
-        heldBack.clear();
+        settled.clear();
         List<Candidate> released;
         synchronized (this) {
             parked.remove(target);
@@ -276,7 +283,7 @@ final class ReadAhead {
 
     /** Takes the read-ahead entry for {@code target} out, for its one download; null if there is none. */
     Entry claim(String target) {
-        heldBack.clear();
+        settled.clear();
         List<Entry> dropped = new ArrayList<>();
         Entry entry;
         synchronized (this) {
@@ -328,7 +335,7 @@ final class ReadAhead {
     /** Drops every entry (the engine stops). */
     void clear() {
         List<Entry> dropped;
-        heldBack.clear();
+        settled.clear();
         synchronized (this) {
             parked.clear();
             streamedByClient.clear();

@@ -175,6 +175,8 @@ final class RouteWriter implements AutoCloseable {
 
     /** Records a hit for the least-recently-used order; written with the next batch. */
     void touch(String hash, long at) {
+        Long known = touches.get(hash); // a hot route touched again within its millisecond: a read, no lock
+        if (known != null && known >= at) return;
         if (touches.computeIfPresent(hash, (h, before) -> Math.max(before, at)) != null) return;
         if (!admit(HeapWeights.TOUCH)) {
             dropped();

@@ -194,6 +194,22 @@ class ReadAheadTest extends TwoUpstreams {
     }
 
     @Test
+    void narTheOnlyUpstreamLacks_isAskedForOnce_notOnEveryHitOfItsNarinfo() throws Exception {
+        String h = hash(61);
+        String url = "nar/" + h + "0000000000000000000000.nar.xz";
+        a.put("/" + h + ".narinfo", narinfo(h, url, 5000, null)); // the NAR itself is missing
+        ncro = NcroUnderTest.start("upstreams:\n  - url: " + a.uri() + "\n", null, clock);
+
+        assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+        await(() -> a.count("/" + url) == 1, "the read-ahead");
+        // the clock stands still: every hit after the read-ahead's 404 is within its second
+        for (int i = 0; i < 50; i++) assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+
+        assertEquals(1, a.count("/" + url), "one read-ahead GET for 51 hits of its narinfo");
+        assertEquals(404, ncro.get("/" + url).statusCode(), "the download still asks, and hears not-found");
+    }
+
+    @Test
     void upstreamFailingTheReadAhead_doesNotFailTheClient() throws Exception {
         byte[] bytes = nar(7, 200_000);
         String nar = path(a, 7, bytes);
