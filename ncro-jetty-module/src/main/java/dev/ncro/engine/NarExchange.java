@@ -202,9 +202,10 @@ final class NarExchange implements NarStream {
         /**
          * Bytes the handler released before {@code client.stream} returned the handle (the
          * body can arrive, be written and be released first): handed on with the handle, or the
-         * upstream window would never reopen for them and the stream would stall.
+         * upstream window would never reopen for them and the stream would stall. At most
+         * the stream window, as in {@code ReadAhead.Entry}.
          */
-        private long releasedEarly;
+        private int releasedEarly;
         private boolean abandoned;
         private Scheduler.Task firstByte;
         private volatile boolean launched;
@@ -250,7 +251,7 @@ final class NarExchange implements NarStream {
                 return;
             }
             boolean drop;
-            long early;
+            int early;
             synchronized (this) {
                 drop = abandoned;
                 if (!drop) stream = s;
@@ -259,12 +260,8 @@ final class NarExchange implements NarStream {
             }
             if (drop || cancelled) {
                 s.cancel();
-                return;
-            }
-            while (early > 0) {
-                int step = (int) Math.min(early, Integer.MAX_VALUE);
-                s.release(step);
-                early -= step;
+            } else if (early > 0) {
+                s.release(early);
             }
         }
 

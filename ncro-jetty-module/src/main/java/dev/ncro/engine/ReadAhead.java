@@ -171,7 +171,7 @@ final class ReadAhead {
      */
     void downloading(String target) {
         if (!config.enabled()) return;
-        settled.clear();
+        // settled was cleared by the claim() this download made just before
         List<Candidate> released;
         synchronized (this) {
             parked.remove(target);

@@ -194,13 +194,8 @@ final class NarProxy implements NarHandler, WriteListener, AsyncListener {
             releaseAll();
             return;
         }
-        if (done) {
-            // aborted while a write was pending: once that write has ended (failed, or
-            // isReady() again) the container holds none of the buffers any more
-            if (writeFailed || !writePending || readyNow()) releaseAll();
-            return;
-        }
-        if (!listening) return;
+        // after abort() every buffer is back (releaseAll), after finish() none was held
+        if (done || !listening) return;
         while (true) {
             if (failure != null) {
                 abort();
