@@ -365,7 +365,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         Optional<Route> route = routes.routeForNar(request.target());
         Upstream home = route.map(r -> upstreams.byBase(r.upstream())).orElse(null);
         NarExchange.Expected expected = route.map(Engine::expected).orElse(NarExchange.Expected.UNKNOWN);
-        return new NarExchange(request, handler, narRouting.candidates(request.target(), home), expected, client,
+        return new NarExchange(request, handler, narRouting.candidates(request.target(), home), expected, client::stream,
                 config.server().writeTimeout(), metrics, narRouting, upstreams::streamGate, upstreams::hasLogin,
                 scheduler, executor);
     }

@@ -68,6 +68,16 @@ final class NarExchange implements NarStream {
             "etag", "last-modified", "cache-control", "expires");
 
     /** What ncro knows of the file from the narinfo that named it. */
+    /**
+     * Opens one upstream exchange: {@link UpstreamClient#stream} in ncro; its callbacks may run
+     * before it returns (a small body can arrive, be written and be released first).
+     */
+    @FunctionalInterface
+    interface Opener {
+        UpstreamStream stream(Upstream upstream, java.net.URI uri, boolean head, Map<String, String> headers,
+                Duration idleTimeout, StreamingConsumer.Sink sink);
+    }
+
     record Expected(long fileSize) {
         static final Expected UNKNOWN = new Expected(-1);
     }
@@ -76,7 +86,7 @@ final class NarExchange implements NarStream {
     private final NarHandler handler;
     private final List<Upstream> candidates;
     private final Expected expected;
-    private final UpstreamClient client;
+    private final Opener client;
     private final Duration idleTimeout;
     private final NcroMetrics metrics;
     private final NarRouting routing;
@@ -96,7 +106,7 @@ final class NarExchange implements NarStream {
     private final List<String> failures = new ArrayList<>();
 
     NarExchange(NarRequest request, NarHandler handler, List<Upstream> candidates, Expected expected,
-            UpstreamClient client, Duration idleTimeout, NcroMetrics metrics, NarRouting routing,
+            Opener client, Duration idleTimeout, NcroMetrics metrics, NarRouting routing,
             Function<Upstream, AsyncLimiter> streamGates, Predicate<Upstream> hasLogin, Scheduler scheduler,
             Executor executor) {
         this.request = request;
