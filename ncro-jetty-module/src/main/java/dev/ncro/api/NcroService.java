@@ -64,4 +64,13 @@ public interface NcroService {
      *     {@link NarStream#release(int)} as it writes, and cancels on client disconnect
      */
     NarStream nar(NarRequest request, NarHandler handler);
+
+    /**
+     * Whether a live route's narinfo named exactly this file URL (relative to the cache root,
+     * query included): the web layer then passes it on even if it is not in one of the usual
+     * NAR forms, since ncro itself told the client to fetch it here.
+     */
+    default boolean namesNar(String target) {
+        return false;
+    }
 }

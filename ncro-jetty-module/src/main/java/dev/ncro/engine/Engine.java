@@ -113,7 +113,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         NcroConfig.ReadAhead ra = config.readAhead();
         this.readAhead = new ReadAhead(ra, new ReadAheadGuard(clock, Defaults.READAHEAD_GUARD_WINDOW,
                 Math.min(Defaults.READAHEAD_GUARD_MIN_BYTES, ra.memory())),
-                client, upstreams::streamGate, metrics, clock, config.server().writeTimeout(), narRouting::failed);
+                client, upstreams::streamGate, metrics, clock, config.server().writeTimeout(), narRouting::failed, upstreams::hasLogin);
         this.references = new ReferenceReadAhead(lookups::lookup, routes, executor, metrics,
                 ra.enabled() ? ra.referenceDepth() : 0, Math.max(1, cache.massQuery().maxConcurrentRaces() / 2),
                 Defaults.READAHEAD_MAX_QUEUED_REFERENCES, ra.ttl());
@@ -360,14 +360,23 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         return stream(request, handler);
     }
 
+    @Override
+    public boolean namesNar(String target) {
+        return routes.routeForNar(target).isPresent();
+    }
+
     /** The normal stream: from the upstreams, in {@link NarRouting}'s order. */
     private NarStream stream(NarRequest request, NarHandler handler) {
         Optional<Route> route = routes.routeForNar(request.target());
         Upstream home = route.map(r -> upstreams.byBase(r.upstream())).orElse(null);
         NarExchange.Expected expected = route.map(Engine::expected).orElse(NarExchange.Expected.UNKNOWN);
-        return new NarExchange(request, handler, narRouting.candidates(request.target(), home), expected, client::stream,
+        NarExchange exchange = new NarExchange(request, handler, narRouting.candidates(request.target(), home), expected, client::stream,
                 config.server().writeTimeout(), metrics, narRouting, upstreams::streamGate, upstreams::hasLogin,
                 scheduler, executor);
+        // the upstream whose narinfo named this NAR is no longer one (a discovered cache gone):
+        // the others' not-found is no proof the NAR is missing
+        if (route.isPresent() && home == null) exchange.unasked(route.get().upstream() + ": named this NAR, no longer an upstream");
+        return exchange;
     }
 
     /** The file's size from the narinfo that named it: FileSize, or NarSize when uncompressed. */

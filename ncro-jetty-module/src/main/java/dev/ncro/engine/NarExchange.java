@@ -104,6 +104,8 @@ final class NarExchange implements NarStream {
     // advanced only by the attempt that just ended, so never by two threads at once
     private int next;
     private final List<String> failures = new ArrayList<>();
+    /** Who said not-found, and how (guarded by {@link #failures}): named in a 404's body. */
+    private final List<String> notFoundBy = new ArrayList<>();
 
     NarExchange(NarRequest request, NarHandler handler, List<Upstream> candidates, Expected expected,
             Opener client, Duration idleTimeout, NcroMetrics metrics, NarRouting routing,
@@ -126,6 +128,13 @@ final class NarExchange implements NarStream {
         });
     }
 
+    /** An upstream that could have the NAR and is not asked: the answer is then never a 404. Before {@link #start}. */
+    void unasked(String why) {
+        synchronized (failures) {
+            failures.add(why);
+        }
+    }
+
     @Override
     public void start() {
         metrics.narRequests.inc();
@@ -142,7 +151,11 @@ final class NarExchange implements NarStream {
                 failed = List.copyOf(failures);
             }
             if (failed.isEmpty()) {
-                giveUp(404, "not found in any upstream: " + request.target());
+                List<String> said;
+                synchronized (failures) {
+                    said = List.copyOf(notFoundBy);
+                }
+                giveUp(404, "not found in any upstream: " + request.target() + " (" + String.join("; ", said) + ")");
             } else {
                 giveUp(502, "no upstream served " + request.target() + ": " + String.join("; ", failed));
             }
@@ -360,6 +373,9 @@ final class NarExchange implements NarStream {
             int status = response.getCode();
             if (NotFound.means(status, hasLogin.test(upstream))) {
                 notFound = true;
+                synchronized (failures) {
+                    notFoundBy.add(upstream + ": HTTP " + status);
+                }
                 return false;
             }
             boolean ok = (status >= 200 && status < 300) || status == 304 || status == 416;

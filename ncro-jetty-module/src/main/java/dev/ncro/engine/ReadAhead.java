@@ -71,6 +71,8 @@ final class ReadAhead {
     private final Duration stallTimeout;
     /** Told of an upstream that failed a read-ahead, so the download's own stream tries it last. */
     private final java.util.function.BiConsumer<String, Upstream> failedOn;
+    /** Whether ncro logs in to an upstream: its 403 is then a refused login, not a not-found. */
+    private final java.util.function.Predicate<Upstream> hasLogin;
     /** Unclaimed entries by NAR target, oldest first. */
     private final LinkedHashMap<String, Entry> entries = new LinkedHashMap<>();
     /** Candidates held back by the guard or busy stream slots, by NAR target, oldest first; see {@link #downloading}. */
@@ -97,8 +99,9 @@ final class ReadAhead {
 
     ReadAhead(NcroConfig.ReadAhead config, ReadAheadGuard guard, UpstreamClient client,
             Function<Upstream, AsyncLimiter> streamGates, NcroMetrics metrics, InstantSource clock, Duration stallTimeout,
-            java.util.function.BiConsumer<String, Upstream> failedOn) {
+            java.util.function.BiConsumer<String, Upstream> failedOn, java.util.function.Predicate<Upstream> hasLogin) {
         this.failedOn = failedOn;
+        this.hasLogin = hasLogin;
         this.config = config;
         this.guard = guard;
         this.client = client;
@@ -425,6 +428,12 @@ final class ReadAhead {
         @Override
         public boolean onResponse(HttpResponse response, EntityDetails entity) {
             int status = response.getCode();
+            if (NotFound.means(status, hasLogin.test(upstream))) {
+                // the narinfo names a NAR this upstream lacks: nobody is served these bytes, but
+                // the upstream is not sick (a failure would send every NAR elsewhere first)
+                end("HTTP " + status, false);
+                return false;
+            }
             if (status != 200) {
                 fail("HTTP " + status);
                 return false;
@@ -492,9 +501,21 @@ final class ReadAhead {
 
         /** The fetch failed: nobody is served these bytes; a claimer falls back to the normal stream. */
         private void fail(String reason) {
-            LOG.info("NAR read-ahead of {} from {} failed: {}; its download takes the normal stream", target, upstream, reason);
-            // the same memory a failed stream leaves: the download goes to the others first
-            failedOn.accept(target, upstream);
+            end(reason, true);
+        }
+
+        /**
+         * Nobody is served these bytes; a claimer falls back to the normal stream. A failure is
+         * remembered as a failed stream is (the download goes to the others first, the upstream
+         * cools down); a not-found is not a failure and only counted.
+         */
+        private void end(String reason, boolean failed) {
+            if (failed) {
+                LOG.info("NAR read-ahead of {} from {} failed: {}; its download takes the normal stream", target, upstream, reason);
+                failedOn.accept(target, upstream);
+            } else {
+                LOG.debug("NAR read-ahead of {}: {} answered {}; its download takes the normal stream", target, upstream, reason);
+            }
             synchronized (ReadAhead.this) {
                 if (entries.get(target) == this) {
                     entries.remove(target);
@@ -502,6 +523,7 @@ final class ReadAhead {
                 }
             }
             abandon();
+            if (!failed) metrics.readAheadNotFound.inc(); // last: a test waiting on it sees the entry gone
         }
 
         /** Dropped unclaimed (expired, evicted, stopping): its bytes were read for nothing. */

@@ -69,6 +69,10 @@ public final class NcroMetrics {
     public final Counter readAheadMisses = Counter.builder().name("ncro_readahead_misses")
             .help("whole-file NAR downloads, with read-ahead on, that no read-ahead answered (none, or it failed or was late)")
             .register(registry);
+    public final Counter readAheadNotFound = Counter.builder().name("ncro_readahead_not_found")
+            .help("NAR read-aheads the upstream answered not-found (404, 410; 403 without a login): its narinfo names a NAR"
+                    + " it lacks; the download then asks every upstream")
+            .register(registry);
     public final Counter readAheadFetchedBytes = Counter.builder().name("ncro_readahead_fetched")
             .help("bytes read ahead from upstreams (used or not: with ncro_readahead_wasted_bytes_total, what read-ahead costs)")
             .unit(io.prometheus.metrics.model.snapshots.Unit.BYTES).register(registry);

@@ -26,7 +26,8 @@ import java.util.regex.Pattern;
  *       the request thread, otherwise asynchronously from the engine's race;</li>
  *   <li>{@code /nix-cache-info}, {@code /health}, {@code /metrics}, and the status page at
  *       exactly {@code /}: answered here;</li>
- *   <li>{@code /nar/...} in one of the {@link #NAR} forms: passed to the NAR servlet;</li>
+ *   <li>{@code /nar/...} in one of the {@link #NAR} forms, or any other {@code /nar/} path a
+ *       served narinfo named ({@link #NAMED_NAR}): passed to the NAR servlet;</li>
  *   <li>anything else: 404, without touching an upstream.</li>
  * </ol>
  */
@@ -42,6 +43,11 @@ public final class NcroFilter extends HttpFilter {
      * (nix-serve-ng). Hashes in nix32 or lowercase hex. Nothing else is ever sent upstream.
      */
     static final Pattern NAR = Pattern.compile("/nar/[0-9a-z]{32,64}(?:-[0-9a-z]{32,64})?\\.nar(?:\\.[a-z0-9]{1,6})?");
+    /**
+     * Any other file path under {@code /nar/} of plain segments (no {@code ..}, no empty
+     * segment): passed on only when a narinfo ncro served named it ({@link NcroService#namesNar}).
+     */
+    static final Pattern NAMED_NAR = Pattern.compile("/nar(?:/(?!\\.\\.?/)(?!\\.\\.?$)[A-Za-z0-9._+-]{1,200}){1,4}");
     /**
      * A NAR URL's query, forwarded byte for byte: up to four {@code key=value} pairs, values of
      * unreserved characters or percent-encoded octets (a cache may name a NAR by an encoded
@@ -89,7 +95,7 @@ public final class NcroFilter extends HttpFilter {
             answer(request, response, ncro.metrics(), head);
         } else if (path.equals("/")) {
             statusPage(request, response, head);
-        } else if (NAR.matcher(path).matches()) {
+        } else if (NAR.matcher(path).matches() || namedByANarinfo(path, request.getQueryString())) {
             String query = request.getQueryString();
             if (query != null && !NAR_QUERY.matcher(query).matches()) {
                 plain(request, 400, "malformed query on a NAR request", head);
@@ -99,6 +105,13 @@ public final class NcroFilter extends HttpFilter {
         } else {
             plain(request, 404, "not a binary cache path: " + path, head);
         }
+    }
+
+    /** A NAR URL outside the usual forms that a served narinfo named: refusing it would be a 404 for a NAR an upstream holds. */
+    private boolean namedByANarinfo(String path, String query) {
+        if (!NAMED_NAR.matcher(path).matches()) return false;
+        if (query != null && !NAR_QUERY.matcher(query).matches()) return false;
+        return ncro.namesNar(path.substring(1) + (query == null ? "" : "?" + query));
     }
 
     private void narinfo(HttpServletRequest request, HttpServletResponse response, String hash, boolean head) {

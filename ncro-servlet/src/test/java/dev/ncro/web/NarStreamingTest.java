@@ -96,10 +96,36 @@ class NarStreamingTest extends TwoUpstreams {
     @Test
     void unknownNarNowhere_is404_butWithAFailure502() throws Exception {
         ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 20));
-        assertEquals(404, ncro.get("/nar/3air6mjkjhqy99crng4s1hbbid2ba4jy171fc46s81s992wzf580.nar").statusCode());
+        HttpResponse<byte[]> notFound = ncro.get("/nar/3air6mjkjhqy99crng4s1hbbid2ba4jy171fc46s81s992wzf580.nar");
+        assertEquals(404, notFound.statusCode());
+        String says = new String(notFound.body(), StandardCharsets.UTF_8);
+        assertTrue(says.contains(a.uri() + ": HTTP 404") && says.contains(b.uri() + ": HTTP 404"), "names each answer: " + says);
 
         b.status("/nar/3air6mjkjhqy99crng4s1hbbid2ba4jy171fc46s81s992wzf580.nar", 500);
         assertEquals(502, ncro.get("/nar/3air6mjkjhqy99crng4s1hbbid2ba4jy171fc46s81s992wzf580.nar").statusCode());
+    }
+
+    /**
+     * A NAR URL outside the usual forms (here one directory deeper) is passed on when a narinfo
+     * ncro served named it; refusing it would be a 404 for a NAR its upstream holds. Unnamed,
+     * it is still refused without asking anyone.
+     */
+    @Test
+    void narUrlInAnotherForm_isStreamed_whenAServedNarinfoNamedIt() throws Exception {
+        String h = hash(90);
+        String odd = "nar/ab/" + hash(91) + ".nar.xz";
+        String unnamed = "/nar/ab/" + hash(92) + ".nar.xz";
+        a.put("/" + h + ".narinfo", narinfo(h, "odd", odd, 2)).put("/" + odd, bytes("ok")).put(unnamed, bytes("no"));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10));
+
+        assertEquals(404, ncro.get("/" + odd).statusCode(), "no narinfo named it yet");
+        assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+        HttpResponse<byte[]> r = ncro.get("/" + odd);
+
+        assertEquals(200, r.statusCode(), new String(r.body(), StandardCharsets.UTF_8));
+        assertEquals("ok", new String(r.body(), StandardCharsets.UTF_8));
+        assertEquals(404, ncro.get(unnamed).statusCode());
+        assertEquals(0, a.count(unnamed), "a path no narinfo named never reaches an upstream");
     }
 
     @Test

@@ -209,6 +209,32 @@ class ReadAheadTest extends TwoUpstreams {
         assertEquals(404, ncro.get("/" + url).statusCode(), "the download still asks, and hears not-found");
     }
 
+    /**
+     * A read-ahead answered not-found (a narinfo naming a NAR its cache lacks, or an S3 bucket's
+     * 403 for a missing key) is no failure: the upstream does not cool down, and the next NAR
+     * still goes to it first. Before, it did: every NAR went to the lower priority first.
+     */
+    @Test
+    void readAheadAnsweredNotFound_doesNotCoolItsUpstreamDown() throws Exception {
+        for (int status : new int[] {404, 403}) {
+            String h = hash(62 + status % 10);
+            String missing = "nar/" + h + "0000000000000000000000.nar.xz";
+            a.put("/" + h + ".narinfo", narinfo(h, missing, 5000, null)).status("/" + missing, status);
+            String other = path(a, 64 + status % 10, nar(64, 3000));
+            b.put(other, nar(1, 3000));
+            if (ncro == null) startNcro(null);
+            double before = metrics().readAheadNotFound.get();
+
+            assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+            await(() -> metrics().readAheadNotFound.get() == before + 1, "the read-ahead's not-found");
+            HttpResponse<byte[]> r = ncro.get(other);
+
+            assertEquals(200, r.statusCode());
+            assertArrayEquals(nar(64, 3000), r.body(), "from a, which still comes first (HTTP " + status + ")");
+            assertEquals(0, b.count(other), "b, priority 20, is not asked (HTTP " + status + ")");
+        }
+    }
+
     @Test
     void upstreamFailingTheReadAhead_doesNotFailTheClient() throws Exception {
         byte[] bytes = nar(7, 200_000);
