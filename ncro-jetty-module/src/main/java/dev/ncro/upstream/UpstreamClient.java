@@ -45,6 +45,7 @@ import org.apache.hc.core5.http2.HttpVersionPolicy;
 import org.apache.hc.core5.http2.config.H2Config;
 import org.apache.hc.core5.io.CloseMode;
 import org.apache.hc.core5.pool.PoolConcurrencyPolicy;
+import org.apache.hc.core5.pool.PoolReusePolicy;
 import org.apache.hc.core5.reactor.IOReactorConfig;
 import org.apache.hc.core5.util.TimeValue;
 import org.apache.hc.core5.util.Timeout;
@@ -240,6 +241,11 @@ public final class UpstreamClient extends ContainerLifeCycle {
                 .setMaxConnTotal(maxTotal)
                 .setMaxConnPerRoute(maxPerRoute)
                 .setPoolConcurrencyPolicy(PoolConcurrencyPolicy.LAX)
+                // the connection idle longest is leased first: while requests go on, every pooled
+                // connection stays in use, none idles into the upstream's keep-alive timeout
+                // (last in, first out keeps one busy and lets the others be closed, and the next
+                // burst then pays a TLS handshake on a lookup's path)
+                .setConnPoolPolicy(PoolReusePolicy.FIFO)
                 // reads only what the DNS executor looked up: a lease satisfied on an I/O thread never blocks
                 .setDnsResolver(hosts)
                 .setConnectionConfigResolver(route -> ConnectionConfig.custom()

@@ -93,6 +93,7 @@ public final class FakeCache implements AutoCloseable {
     private final boolean https;
     private final java.util.concurrent.atomic.AtomicInteger handshakes = new java.util.concurrent.atomic.AtomicInteger();
     private final java.util.concurrent.atomic.AtomicInteger connections = new java.util.concurrent.atomic.AtomicInteger();
+    private final java.util.concurrent.atomic.AtomicInteger closedConnections = new java.util.concurrent.atomic.AtomicInteger();
     private final Map<String, java.util.concurrent.atomic.AtomicInteger> protocols = new ConcurrentHashMap<>();
 
     private FakeCache() {
@@ -112,6 +113,11 @@ public final class FakeCache implements AutoCloseable {
             public void onOpened(Connection connection) {
                 // the TLS layer's connection when there is one: one per TCP connection
                 if (!https || connection instanceof org.eclipse.jetty.io.ssl.SslConnection) connections.incrementAndGet();
+            }
+
+            @Override
+            public void onClosed(Connection connection) {
+                if (!https || connection instanceof org.eclipse.jetty.io.ssl.SslConnection) closedConnections.incrementAndGet();
             }
         });
         connector.addBean(new SslHandshakeListener() {
@@ -353,6 +359,24 @@ public final class FakeCache implements AutoCloseable {
     /** Connections accepted so far. */
     public int connections() {
         return connections.get();
+    }
+
+    /**
+     * Closes every open connection (another client's, before the one being measured starts) and
+     * returns once each is counted as closed.
+     */
+    public void dropConnections() throws InterruptedException {
+        connector.getConnectedEndPoints().forEach(org.eclipse.jetty.io.EndPoint::close);
+        long until = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+        while ((closedConnections.get() < connections.get() || !connector.getConnectedEndPoints().isEmpty())
+                && System.nanoTime() < until) {
+            Thread.sleep(1);
+        }
+    }
+
+    /** Connections closed so far, by either side. */
+    public int closedConnections() {
+        return closedConnections.get();
     }
 
     /** Requests that arrived over {@code protocol} ({@code "HTTP/1.1"}, {@code "HTTP/2.0"}). */
