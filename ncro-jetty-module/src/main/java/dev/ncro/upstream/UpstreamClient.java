@@ -241,11 +241,11 @@ public final class UpstreamClient extends ContainerLifeCycle {
                 .setMaxConnTotal(maxTotal)
                 .setMaxConnPerRoute(maxPerRoute)
                 .setPoolConcurrencyPolicy(PoolConcurrencyPolicy.LAX)
-                // the connection idle longest is leased first: while requests go on, every pooled
-                // connection stays in use, none idles into the upstream's keep-alive timeout
-                // (last in, first out keeps one busy and lets the others be closed, and the next
-                // burst then pays a TLS handshake on a lookup's path)
-                .setConnPoolPolicy(PoolReusePolicy.FIFO)
+                // last in, first out (as HttpComponents' default): under light traffic one warm
+                // connection carries everything and the rest idle out; first in, first out would
+                // hand each request the connection idle longest, the likeliest to be closed or
+                // silently dropped, and at a trickle every request would pay a new handshake
+                .setConnPoolPolicy(PoolReusePolicy.LIFO)
                 // reads only what the DNS executor looked up: a lease satisfied on an I/O thread never blocks
                 .setDnsResolver(hosts)
                 .setConnectionConfigResolver(route -> ConnectionConfig.custom()

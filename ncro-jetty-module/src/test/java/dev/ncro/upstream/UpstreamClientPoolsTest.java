@@ -25,49 +25,6 @@ class UpstreamClientPoolsTest {
         if (server != null) server.close();
     }
 
-    /**
-     * Pooled connections take turns (the one idle longest goes first): while lookups go on,
-     * none sits idle into the upstream's keep-alive timeout, to be closed and paid for again
-     * with a handshake on a later burst's path. Last-in-first-out reused one connection only.
-     */
-    @Test
-    void pooledConnections_takeTurns() throws Exception {
-        List<Integer> ports = java.util.Collections.synchronizedList(new ArrayList<>());
-        List<Runnable> held = new ArrayList<>();
-        server = ScriptedServer.start((request, response, callback) -> {
-            ports.add(org.eclipse.jetty.server.Request.getRemotePort(request));
-            Runnable answer = () -> response.write(true, ByteBuffer.wrap("narinfo".getBytes(StandardCharsets.UTF_8)), callback);
-            if (!request.getHttpURI().getPath().startsWith("/both")) {
-                answer.run();
-                return;
-            }
-            List<Runnable> now = List.of();
-            synchronized (held) {
-                held.add(answer);
-                if (held.size() == 2) now = List.copyOf(held); // both in: two connections are open
-            }
-            now.forEach(Runnable::run);
-        });
-        Upstream u = new Upstream(server.uri(), 10, 0);
-        client = new UpstreamClient(Duration.ofSeconds(2), List.of(u));
-        client.start();
-
-        Outcome first = new Outcome();
-        Outcome second = new Outcome();
-        client.fetch(u, u.resolve("both-1.narinfo"), 1024, Duration.ofSeconds(30), first);
-        client.fetch(u, u.resolve("both-2.narinfo"), 1024, Duration.ofSeconds(30), second);
-        assertEquals(200, first.fetched().status());
-        assertEquals(200, second.fetched().status());
-        for (int i = 0; i < 4; i++) {
-            Outcome one = new Outcome();
-            client.fetch(u, u.resolve(i + ".narinfo"), 1024, Duration.ofSeconds(30), one);
-            assertEquals(200, one.fetched().status());
-        }
-
-        assertEquals(2, java.util.Set.copyOf(ports.subList(0, 2)).size(), "two connections: " + ports);
-        assertEquals(2, java.util.Set.copyOf(ports.subList(2, 6)).size(), "one after the other, both used: " + ports);
-    }
-
     @Test
     void moreStalledStreamsThanTheLookupPoolHolds_lookupsStillAnswer() throws Exception {
         int streams = Defaults.POOL_MAX_PER_ROUTE + 2; // one shared pool would have no connection left
