@@ -3,6 +3,7 @@ package dev.ncro.engine;
 import dev.ncro.api.Answer;
 import dev.ncro.api.NarHandler;
 import dev.ncro.api.NarRequest;
+import dev.ncro.api.NarUrls;
 import dev.ncro.api.NarStream;
 import dev.ncro.api.NarinfoAnswer;
 import dev.ncro.api.NcroService;
@@ -370,12 +371,20 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         Optional<Route> route = routes.routeForNar(request.target());
         Upstream home = route.map(r -> upstreams.byBase(r.upstream())).orElse(null);
         NarExchange.Expected expected = route.map(Engine::expected).orElse(NarExchange.Expected.UNKNOWN);
-        NarExchange exchange = new NarExchange(request, handler, narRouting.candidates(request.target(), home), expected, client::stream,
+        // a URL in a usual form names the file by its content: any upstream holding it will do.
+        // Any other form is asked only of the upstream whose narinfo named it (a narinfo's URL
+        // is not signed: it must not make ncro fetch arbitrary paths from the others, with
+        // their logins), as Nix itself would
+        boolean usual = NarUrls.usualForm(request.target());
+        List<Upstream> candidates = usual ? narRouting.candidates(request.target(), home)
+                : home != null ? List.of(home) : List.of();
+        NarExchange exchange = new NarExchange(request, handler, candidates, expected, client::stream,
                 config.server().writeTimeout(), metrics, narRouting, upstreams::streamGate, upstreams::hasLogin,
                 scheduler, executor);
         // the upstream whose narinfo named this NAR is no longer one (a discovered cache gone):
         // the others' not-found is no proof the NAR is missing
         if (route.isPresent() && home == null) exchange.unasked(route.get().upstream() + ": named this NAR, no longer an upstream");
+        if (route.isEmpty() && !usual) exchange.unasked("no live route names this NAR URL any more");
         return exchange;
     }
 

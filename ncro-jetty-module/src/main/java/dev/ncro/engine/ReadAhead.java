@@ -96,6 +96,8 @@ final class ReadAhead {
      */
     private final java.util.concurrent.ConcurrentHashMap<String, Long> settled = new java.util.concurrent.ConcurrentHashMap<>();
     static final long SETTLED_MS = 1000;
+    /** NARs a read-ahead found missing on their home upstream, and when: not read ahead again for a while. */
+    private final java.util.concurrent.ConcurrentHashMap<String, Long> lacking = new java.util.concurrent.ConcurrentHashMap<>();
 
     ReadAhead(NcroConfig.ReadAhead config, ReadAheadGuard guard, UpstreamClient client,
             Function<Upstream, AsyncLimiter> streamGates, NcroMetrics metrics, InstantSource clock, Duration stallTimeout,
@@ -150,6 +152,15 @@ final class ReadAhead {
      */
     void consider(String target, Upstream upstream, long fileSize, byte[] sha256) {
         if (!config.enabled() || fileSize < 0 || fileSize > config.maxNarSize()) return;
+        Long lackedAt = lacking.get(target);
+        if (lackedAt != null) {
+            long age = clock.millis() - lackedAt;
+            if (age >= 0 && age < Defaults.NAR_FAILURE_MEMORY.toMillis()) {
+                settle(target);
+                return;
+            }
+            lacking.remove(target, lackedAt);
+        }
         Candidate candidate = new Candidate(target, upstream, fileSize, sha256, clock.millis(), order.incrementAndGet());
         boolean exists;
         synchronized (this) {
@@ -510,6 +521,7 @@ final class ReadAhead {
          * cools down); a not-found is not a failure and only counted.
          */
         private void end(String reason, boolean failed) {
+            if (done.isDone()) return; // ended before (dropped, or a late error after a not-found)
             if (failed) {
                 LOG.info("NAR read-ahead of {} from {} failed: {}; its download takes the normal stream", target, upstream, reason);
                 failedOn.accept(target, upstream);
@@ -522,8 +534,15 @@ final class ReadAhead {
                     reserved -= size;
                 }
             }
-            abandon();
-            if (!failed) metrics.readAheadNotFound.inc(); // last: a test waiting on it sees the entry gone
+            if (failed) {
+                abandon();
+            } else {
+                // the not-found's body is discarded to its end: the connection stays pooled
+                if (done.complete(false)) finish();
+                if (lacking.size() >= Defaults.READAHEAD_MAX_PARKED) lacking.clear();
+                lacking.put(target, clock.millis());
+                metrics.readAheadNotFound.inc(); // last: a test waiting on it sees the entry gone
+            }
         }
 
         /** Dropped unclaimed (expired, evicted, stopping): its bytes were read for nothing. */

@@ -1,6 +1,7 @@
 package dev.ncro.web;
 
 import dev.ncro.api.Answer;
+import dev.ncro.api.NarUrls;
 import dev.ncro.api.NarinfoAnswer;
 import dev.ncro.api.NcroService;
 import jakarta.servlet.AsyncContext;
@@ -36,13 +37,8 @@ public final class NcroFilter extends HttpFilter {
 
     /** Nix's base-32 alphabet: no e, o, u, t. */
     static final Pattern NARINFO = Pattern.compile("/([0-9abcdfghijklmnpqrsvwxyz]{32})\\.narinfo");
-    /**
-     * The NAR (file) URL forms real caches write, relative to the cache root: {@code
-     * nar/<filehash>.nar.<ext>} (nix copy, cache.nixos.org), {@code nar/<narhash>.nar} with a
-     * query such as {@code ?hash=<hash>} (harmonia), {@code nar/<hash>-<narhash>.nar}
-     * (nix-serve-ng). Hashes in nix32 or lowercase hex. Nothing else is ever sent upstream.
-     */
-    static final Pattern NAR = Pattern.compile("/nar/[0-9a-z]{32,64}(?:-[0-9a-z]{32,64})?\\.nar(?:\\.[a-z0-9]{1,6})?");
+    /** The usual NAR URL forms ({@link NarUrls#USUAL}), from the context root. */
+    static final Pattern NAR = Pattern.compile("/" + NarUrls.USUAL.pattern());
     /**
      * Any other file path under {@code /nar/} of plain segments (no {@code ..}, no empty
      * segment): passed on only when a narinfo ncro served named it ({@link NcroService#namesNar}).

@@ -128,6 +128,27 @@ class NarStreamingTest extends TwoUpstreams {
         assertEquals(0, a.count(unnamed), "a path no narinfo named never reaches an upstream");
     }
 
+    /**
+     * A URL in another form is asked only of the upstream whose narinfo named it: a narinfo's
+     * URL is not signed, and must not make ncro fetch arbitrary paths from the others (with
+     * their logins). Nix alone would ask that one cache too.
+     */
+    @Test
+    void narUrlInAnotherForm_isAskedOnlyOfTheUpstreamThatNamedIt() throws Exception {
+        String h = hash(95);
+        String odd = "nar/private/" + hash(96) + ".nar.xz";
+        a.put("/" + h + ".narinfo", narinfo(h, "odd", odd, 2));
+        b.put("/" + odd, bytes("b's private file"));
+        ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 20));
+        assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+
+        HttpResponse<byte[]> r = ncro.get("/" + odd);
+
+        assertEquals(404, r.statusCode(), "a, which named it, lacks it");
+        assertEquals(1, a.count("/" + odd));
+        assertEquals(0, b.count("/" + odd), "b is never asked for a path in another form");
+    }
+
     @Test
     void pathAndQuery_areForwardedExactly() throws Exception {
         String url = "nar/yssk7zb7vqw332qd1lczlpy2pad1ssfd75w52gswsr43470kbym0.nar?hash=gyxg5xsl2lsprfhrsf3ll1qwjxj5klxn";

@@ -235,6 +235,34 @@ class ReadAheadTest extends TwoUpstreams {
         }
     }
 
+    /**
+     * A NAR its upstream lacks is not read ahead again for a while after the not-found, also
+     * once the one-second settle has passed (many clients of one closure hitting its narinfo),
+     * and the not-found's body is read to its end: the connection stays in the pool. Before, a
+     * not-found was remembered only as a failure was; as a plain not-found it was asked for on
+     * every hit more than a second apart (10 GETs for 10 hits), each closing its connection.
+     */
+    @Test
+    void narItsUpstreamLacks_isNotReadAheadAgain_forAWhile() throws Exception {
+        String h = hash(71);
+        String url = "nar/" + h + "0000000000000000000000.nar.xz";
+        a.put("/" + h + ".narinfo", narinfo(h, url, 5000, null)); // the NAR itself is missing
+        startNcro(null);
+
+        assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+        await(() -> metrics().readAheadNotFound.get() == 1, "the read-ahead's not-found");
+        int closedBefore = a.closedConnections();
+        for (int i = 0; i < 9; i++) {
+            clock.advance(Duration.ofSeconds(2));
+            assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+        }
+
+        assertEquals(1, a.count("/" + url), "one read-ahead GET for 10 hits, 2 s apart");
+        assertEquals(1, metrics().readAheadNotFound.get());
+        assertEquals(0, a.closedConnections() - closedBefore, "no connection closed for a not-found");
+        assertEquals(404, ncro.get("/" + url).statusCode(), "the download itself still asks");
+    }
+
     @Test
     void upstreamFailingTheReadAhead_doesNotFailTheClient() throws Exception {
         byte[] bytes = nar(7, 200_000);
