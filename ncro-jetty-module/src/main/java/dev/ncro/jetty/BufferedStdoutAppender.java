@@ -1,5 +1,6 @@
 package dev.ncro.jetty;
 
+import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.OutputStreamAppender;
 import java.io.BufferedOutputStream;
@@ -15,7 +16,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * Log lines to standard output (journald, a container's log, a redirected file), written in
  * batches: each line goes into a buffer (64 KiB) that is written out when it fills and at most
- * {@link #setFlushMillis flushMillis} (100 ms) after its first line, and when logging stops.
+ * {@link #setFlushMillis flushMillis} (100 ms) after its first line, and when logging stops; a
+ * WARN or ERROR line is written at once, as is every line once the JVM is shutting down.
  * A console appender makes one locked write system call per line, which at tens of thousands of
  * requests a second is most of what an access line costs; nginx's {@code access_log ... buffer=
  * flush=} makes the same trade. A line is never split between two writes, so other writers to
@@ -33,6 +35,9 @@ public class BufferedStdoutAppender extends OutputStreamAppender<ILoggingEvent> 
     private OutputStream target = new FileOutputStream(FileDescriptor.out);
     /** Whether the buffer may hold lines not yet written (set after each line, cleared by a flush). */
     private volatile boolean pending;
+    /** Once the JVM is shutting down: every line is written at once (no later flush is sure to run). */
+    private volatile boolean immediate;
+    private Thread shutdownHook;
 
     public void setFlushMillis(int flushMillis) {
         this.flushMillis = flushMillis;
@@ -69,6 +74,8 @@ public class BufferedStdoutAppender extends OutputStreamAppender<ILoggingEvent> 
             return t;
         });
         flusher.scheduleWithFixedDelay(this::flushPending, flushMillis, flushMillis, TimeUnit.MILLISECONDS);
+        shutdownHook = new Thread(this::shuttingDown, "ncro-log-flush-at-exit");
+        Runtime.getRuntime().addShutdownHook(shutdownHook);
         super.start();
     }
 
@@ -76,6 +83,19 @@ public class BufferedStdoutAppender extends OutputStreamAppender<ILoggingEvent> 
     protected void subAppend(ILoggingEvent event) {
         super.subAppend(event);
         pending = true; // after the line is in: a flush that misses it runs again next interval
+        // a warning or an error is written at once, with whatever was logged before it: it may
+        // be the last line before the process halts (a configuration refused: exit 78)
+        if (immediate || event.getLevel().isGreaterOrEqual(Level.WARN)) flushPending();
+    }
+
+    /**
+     * The JVM is shutting down (its hook): from now on each line is written at once, and what is
+     * buffered now is written. A line appended concurrently is written either by this flush or,
+     * seeing {@link #immediate} after its own write, by itself.
+     */
+    void shuttingDown() {
+        immediate = true;
+        flushPending();
     }
 
     /** Writes out what the buffer holds, if anything. */
@@ -97,6 +117,15 @@ public class BufferedStdoutAppender extends OutputStreamAppender<ILoggingEvent> 
         ScheduledExecutorService f = flusher;
         flusher = null;
         if (f != null) f.shutdownNow();
+        Thread hook = shutdownHook;
+        shutdownHook = null;
+        if (hook != null) {
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException e) {
+                // stopped by a shutdown in progress: the hook runs or ran anyway
+            }
+        }
         flushPending();
         super.stop();
     }

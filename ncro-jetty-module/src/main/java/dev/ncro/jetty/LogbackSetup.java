@@ -36,6 +36,15 @@ final class LogbackSetup {
         }
     }
 
+    /** Flushes every {@link BufferedStdoutAppender} of the context, wherever it is attached. */
+    static void flush(LoggerContext context) {
+        for (Logger logger : context.getLoggerList()) {
+            for (Iterator<Appender<ILoggingEvent>> it = logger.iteratorForAppenders(); it.hasNext(); ) {
+                if (it.next() instanceof BufferedStdoutAppender buffered) buffered.flushPending();
+            }
+        }
+    }
+
     private static Encoder<ILoggingEvent> json(LoggerContext context) {
         JsonEncoder encoder = new JsonEncoder();
         encoder.setContext(context);

@@ -21,4 +21,15 @@ final class LoggingSetup {
         }
         return factory.getClass().getName();
     }
+
+    /**
+     * Writes out log lines still buffered (the base's {@link BufferedStdoutAppender}): before
+     * the process halts, which runs no shutdown hook and stops no appender.
+     */
+    static void flush() {
+        ILoggerFactory factory = LoggerFactory.getILoggerFactory();
+        if (factory.getClass().getName().equals("ch.qos.logback.classic.LoggerContext")) {
+            LogbackSetup.flush((ch.qos.logback.classic.LoggerContext) factory);
+        }
+    }
 }

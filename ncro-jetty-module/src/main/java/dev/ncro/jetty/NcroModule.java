@@ -89,6 +89,7 @@ public class NcroModule extends ContainerLifeCycle {
         } catch (ConfigException e) {
             LOG.error("ncro cannot start: {}", e.getMessage());
             if (exitOnConfigError) {
+                LoggingSetup.flush(); // the report above may still be in the log's buffer
                 System.out.flush();
                 System.err.flush();
                 // halt, not exit: Jetty's shutdown hook would wait for this very start to finish

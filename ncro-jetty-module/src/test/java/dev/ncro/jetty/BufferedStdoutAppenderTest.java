@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -52,6 +53,11 @@ class BufferedStdoutAppenderTest {
         context.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME).addAppender(appender);
     }
 
+    @AfterEach
+    void stop() {
+        appender.stop(); // also withdraws its shutdown hook
+    }
+
     @Test
     void linesGoOutInBatches_eachLineWhole_onTheFlushAndWhenTheBufferFills() {
         context.getLogger("dev.ncro.access").info("127.0.0.1 http GET /a.narinfo 200 0ms");
@@ -79,6 +85,19 @@ class BufferedStdoutAppenderTest {
 
         assertEquals("the last line before shutdown\n", stdout.toString(StandardCharsets.UTF_8));
         assertFalse(closed, "standard output stays open for the rest of the process");
+    }
+
+    @Test
+    void aWarningIsWrittenAtOnce_withWhatCameBeforeIt_asIsEveryLineOnceShuttingDown() {
+        context.getLogger("dev.ncro.test").info("before");
+        context.getLogger("dev.ncro.jetty.NcroModule").error("ncro cannot start: invalid ncro configuration");
+        assertEquals(List.of("before\nncro cannot start: invalid ncro configuration\n"), writes, "no flush needed");
+
+        context.getLogger("dev.ncro.test").info("buffered");
+        appender.shuttingDown();
+        context.getLogger("dev.ncro.test").info("Stopped Server");
+
+        assertEquals(List.of("before\nncro cannot start: invalid ncro configuration\n", "buffered\n", "Stopped Server\n"), writes);
     }
 
     @Test
