@@ -31,8 +31,9 @@ public class BufferedStdoutAppender extends OutputStreamAppender<ILoggingEvent> 
     private int flushMillis = 100;
     private int bufferSize = 64 * 1024;
     private ScheduledExecutorService flusher;
-    /** Where the batches go: the process's standard output, or a test's stream. */
-    private OutputStream target = new FileOutputStream(FileDescriptor.out);
+    /** Where the batches go: a test's stream, or (null) the process's standard output. */
+    private OutputStream target;
+    private boolean writeFailed;
     /** Whether the buffer may hold lines not yet written (set after each line, cleared by a flush). */
     private volatile boolean pending;
     /** Once the JVM is shutting down: every line is written at once (no later flush is sure to run). */
@@ -54,29 +55,60 @@ public class BufferedStdoutAppender extends OutputStreamAppender<ILoggingEvent> 
 
     @Override
     public void start() {
-        // closing the appender must not close the process's standard output
-        OutputStream stdout = new FilterOutputStream(target) {
+        if (isStarted()) return;
+        OutputStream base = target != null ? target : new FileOutputStream(FileDescriptor.out);
+        // closing the appender must not close the process's standard output, and a failed write
+        // (a closed pipe) drops that batch, as System.out would, rather than stop all logging
+        OutputStream stdout = new FilterOutputStream(base) {
             @Override
-            public void write(byte[] b, int off, int len) throws IOException {
-                out.write(b, off, len);
+            public void write(byte[] b, int off, int len) {
+                try {
+                    out.write(b, off, len);
+                } catch (IOException e) {
+                    if (!writeFailed) {
+                        writeFailed = true;
+                        addError("writing to standard output failed; such batches are dropped", e);
+                    }
+                }
             }
 
             @Override
-            public void close() throws IOException {
+            public void flush() {
+                try {
+                    out.flush();
+                } catch (IOException e) {
+                    // as write
+                }
+            }
+
+            @Override
+            public void close() {
                 flush();
             }
         };
         setOutputStream(new BufferedOutputStream(stdout, bufferSize));
         setImmediateFlush(false);
+        super.start();
+        if (!isStarted()) return; // refused (no encoder): nothing to flush, nothing to leave behind
         flusher = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "ncro-log-flush");
             t.setDaemon(true);
             return t;
         });
-        flusher.scheduleWithFixedDelay(this::flushPending, flushMillis, flushMillis, TimeUnit.MILLISECONDS);
-        shutdownHook = new Thread(this::shuttingDown, "ncro-log-flush-at-exit");
-        Runtime.getRuntime().addShutdownHook(shutdownHook);
-        super.start();
+        flusher.scheduleWithFixedDelay(() -> {
+            try {
+                flushPending();
+            } catch (RuntimeException e) {
+                addError("flushing the log failed", e); // and the next interval tries again
+            }
+        }, flushMillis, flushMillis, TimeUnit.MILLISECONDS);
+        Thread hook = new Thread(this::shuttingDown, "ncro-log-flush-at-exit");
+        try {
+            Runtime.getRuntime().addShutdownHook(hook);
+            shutdownHook = hook;
+        } catch (IllegalStateException e) {
+            immediate = true; // started while the JVM is shutting down
+        }
     }
 
     @Override

@@ -79,7 +79,8 @@ class BufferedStdoutAppenderTest {
 
     @Test
     void stop_writesWhatIsLeft_andLeavesStandardOutputOpen() {
-        context.getLogger("dev.ncro.test").warn("the last line before shutdown");
+        context.getLogger("dev.ncro.test").info("the last line before shutdown");
+        assertEquals(List.of(), writes, "still buffered");
 
         appender.stop();
 
@@ -98,6 +99,43 @@ class BufferedStdoutAppenderTest {
         context.getLogger("dev.ncro.test").info("Stopped Server");
 
         assertEquals(List.of("before\nncro cannot start: invalid ncro configuration\n", "buffered\n", "Stopped Server\n"), writes);
+    }
+
+    @Test
+    void aFailedWrite_dropsThatBatch_andLoggingGoesOn() {
+        BufferedStdoutAppender broken = new BufferedStdoutAppender();
+        List<String> out = new ArrayList<>();
+        boolean[] failNext = {true};
+        broken.setContext(context);
+        broken.setEncoder(appender.getEncoder());
+        broken.setTarget(new java.io.OutputStream() {
+            @Override
+            public void write(int b) {
+                throw new UnsupportedOperationException();
+            }
+
+            @Override
+            public void write(byte[] b, int off, int len) throws IOException {
+                if (failNext[0]) {
+                    failNext[0] = false;
+                    throw new IOException("Broken pipe");
+                }
+                out.add(new String(b, off, len, StandardCharsets.UTF_8));
+            }
+        });
+        broken.start();
+        try {
+            ch.qos.logback.classic.Logger logger = context.getLogger("dev.ncro.broken");
+            logger.setAdditive(false);
+            logger.addAppender(broken);
+            logger.warn("lost to the broken pipe");
+            logger.warn("written once the pipe works");
+
+            assertTrue(broken.isStarted(), "a failed write does not stop logging");
+            assertEquals(List.of("written once the pipe works\n"), out);
+        } finally {
+            broken.stop();
+        }
     }
 
     @Test
