@@ -67,7 +67,6 @@ final class NarExchange implements NarStream {
             "content-length", "content-type", "content-encoding", "content-range", "accept-ranges",
             "etag", "last-modified", "cache-control", "expires");
 
-    /** What ncro knows of the file from the narinfo that named it. */
     /**
      * Opens one upstream exchange: {@link UpstreamClient#stream} in ncro; its callbacks may run
      * before it returns (a small body can arrive, be written and be released first).
@@ -78,6 +77,7 @@ final class NarExchange implements NarStream {
                 Duration idleTimeout, StreamingConsumer.Sink sink);
     }
 
+    /** What ncro knows of the file from the narinfo that named it. */
     record Expected(long fileSize) {
         static final Expected UNKNOWN = new Expected(-1);
     }

@@ -115,15 +115,25 @@ final class ReadAhead {
 
     /** Whether {@code target} was considered less than {@link #SETTLED_MS} ago and nothing downloaded since. */
     boolean settledRecently(String target) {
-        Long at = settled.get(target);
-        if (at == null) return false;
-        long age = clock.millis() - at;
-        return age >= 0 && age < SETTLED_MS; // a clock stepped back: stale
+        return stampedWithin(settled, target, SETTLED_MS);
     }
 
     private void settle(String target) {
-        if (settled.size() >= Defaults.READAHEAD_MAX_PARKED) settled.clear();
-        settled.put(target, clock.millis());
+        stamp(settled, target);
+    }
+
+    /** Whether {@code stamps} holds a time for {@code target} less than {@code ms} ago (a clock stepped back: stale). */
+    private boolean stampedWithin(Map<String, Long> stamps, String target, long ms) {
+        Long at = stamps.get(target);
+        if (at == null) return false;
+        long age = clock.millis() - at;
+        return age >= 0 && age < ms;
+    }
+
+    /** Records now for {@code target}, the map kept under the parked limit (emptied when it reaches it). */
+    private void stamp(Map<String, Long> stamps, String target) {
+        if (stamps.size() >= Defaults.READAHEAD_MAX_PARKED) stamps.clear();
+        stamps.put(target, clock.millis());
     }
 
     boolean enabled() {
@@ -152,14 +162,9 @@ final class ReadAhead {
      */
     void consider(String target, Upstream upstream, long fileSize, byte[] sha256) {
         if (!config.enabled() || fileSize < 0 || fileSize > config.maxNarSize()) return;
-        Long lackedAt = lacking.get(target);
-        if (lackedAt != null) {
-            long age = clock.millis() - lackedAt;
-            if (age >= 0 && age < Defaults.NAR_FAILURE_MEMORY.toMillis()) {
-                settle(target);
-                return;
-            }
-            lacking.remove(target, lackedAt);
+        if (stampedWithin(lacking, target, Defaults.NAR_FAILURE_MEMORY.toMillis())) {
+            settle(target);
+            return;
         }
         Candidate candidate = new Candidate(target, upstream, fileSize, sha256, clock.millis(), order.incrementAndGet());
         boolean exists;
@@ -539,8 +544,7 @@ final class ReadAhead {
             } else {
                 // the not-found's body is discarded to its end: the connection stays pooled
                 if (done.complete(false)) finish();
-                if (lacking.size() >= Defaults.READAHEAD_MAX_PARKED) lacking.clear();
-                lacking.put(target, clock.millis());
+                stamp(lacking, target);
                 metrics.readAheadNotFound.inc(); // last: a test waiting on it sees the entry gone
             }
         }

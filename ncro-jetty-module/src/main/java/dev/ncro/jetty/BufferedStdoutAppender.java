@@ -20,9 +20,11 @@ import java.util.concurrent.TimeUnit;
  * WARN or ERROR line is written at once, as is every line once the JVM is shutting down.
  * A console appender makes one locked write system call per line, which at tens of thousands of
  * requests a second is most of what an access line costs; nginx's {@code access_log ... buffer=
- * flush=} makes the same trade. A line is never split between two writes, so other writers to
- * standard output interleave only between whole lines. A process killed outright loses at most
- * the last {@code flushMillis} of lines.
+ * flush=} makes the same trade. A line is never split between two of this appender's writes
+ * (though a batch larger than a pipe's atomic size may interleave with another writer to the
+ * same pipe). A process killed outright (SIGKILL) loses at most the last {@code flushMillis} of
+ * INFO lines; a write that fails (standard output closed) drops its batch, as {@code System.out}
+ * would.
  *
  * <p>Used by the ncro Jetty base's {@code resources/logback.xml}; {@code logging.format}
  * swaps its encoder like any output stream appender's.
