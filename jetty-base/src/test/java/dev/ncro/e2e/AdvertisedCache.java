@@ -17,7 +17,8 @@ import javax.jmdns.ServiceInfo;
  * A binary cache on the LAN, as {@code nix-serve} with an Avahi service file would be: a
  * {@link FakeCache} on every address at {@code args[0]}, announced over mDNS as
  * {@code _nix-serve._tcp.local.} from the first non-loopback IPv4 interface, and beside it
- * "other ncro" at {@code args[0] + 1}, announced as ncro announces itself. Serves the
+ * "other ncro" at {@code args[0] + 1}, announced as ncro announces itself, and an empty cache at
+ * {@code args[0] + 2}, not announced (it answers 404 to every narinfo and NAR). Serves the
  * Nix-signed fixtures of the trust tests ({@code args[1..]}: hashes whose Sig lines are
  * stripped). Run inside a network namespace by {@link DiscoveryNetnsTest}; prints
  * {@code ADVERTISED} once announced, withdraws the announcement (mDNS goodbye) on the stdin
@@ -35,6 +36,8 @@ public final class AdvertisedCache {
         // another ncro, as ncro announces itself (ncro=1): it holds the same narinfos, but must
         // never become an upstream
         FakeCache otherNcro = FakeCache.startOn("0.0.0.0", port + 1);
+        // a cache a configured upstream may point at: up, holding nothing
+        FakeCache empty = FakeCache.startOn("0.0.0.0", port + 2);
         for (String hash : new String[] {TOP, MID, LEAF}) {
             String text = fixture(hash + ".narinfo");
             if (unsigned.contains(hash)) text = text.replaceAll("(?m)^Sig: .*\\n", "");
@@ -64,6 +67,7 @@ public final class AdvertisedCache {
         jmdns.close();
         cache.close();
         otherNcro.close();
+        empty.close();
         System.exit(0);
     }
 

@@ -27,10 +27,12 @@ import org.junit.jupiter.api.io.TempDir;
  * mDNS discovery for real, across a link: two network namespaces joined by a veth pair. In
  * the first, a binary cache announces itself as {@code _nix-serve._tcp} ({@link
  * AdvertisedCache}, JmDNS); in the second, the assembled distribution runs with
- * {@code discovery.enabled} and a configured upstream that is down. ncro finds the cache,
- * serves its signed narinfo, refuses its unsigned one (discovery.public_keys), and stops
- * using it once the cache withdraws its announcement; it advertises itself, never adds
- * itself, and never makes another ncro (announced with {@code ncro=1}) an upstream.
+ * {@code discovery.enabled} and a configured upstream that is up and holds nothing (an
+ * unannounced empty cache beside the announced one). ncro finds the cache, serves its signed
+ * narinfo, refuses its unsigned one (discovery.public_keys), and stops using it once the cache
+ * withdraws its announcement; a NAR whose narinfo came from the cache that left is then 502,
+ * not the 404 the remaining upstream gives (Nix would hide the path); it advertises itself,
+ * never adds itself, and never makes another ncro (announced with {@code ncro=1}) an upstream.
  *
  * <p>Needs root and {@code ip netns}; skipped otherwise, a failure under NCRO_REQUIRE_NIX=1
  * (CI, which runs as root).
@@ -46,6 +48,8 @@ class DiscoveryNetnsTest {
     private final String ncroNs = "ncro-dn-" + id;
     private final List<String> namespaces = new ArrayList<>();
     private Process advertiser;
+    /** The cache namespace's end of the link, set by {@link #link}. */
+    private String cacheAddress;
 
     @AfterEach
     void tearDown() throws Exception {
@@ -69,10 +73,11 @@ class DiscoveryNetnsTest {
         assertTrue(awaitLine(advertiserOut, "ADVERTISED", advertiserLog), () -> "the cache did not advertise:\n" + advertiserLog);
 
         Path config = work.resolve("ncro.yaml");
-        // the configured upstream is down (nothing listens in this namespace): only the
-        // discovered cache can answer
+        // the configured upstream is up and holds nothing: only the discovered cache has the
+        // paths, and once it left, the configured one's 404 is no proof a NAR is missing
         Files.writeString(config, "upstreams:\n"
-                + "  - url: http://127.0.0.1:9\n    priority: 10\n    public_key: \"" + publicKey + "\"\n"
+                + "  - url: http://" + cacheAddress + ":" + (CACHE_PORT + 2) + "\n    priority: 10\n    public_key: \""
+                + publicKey + "\"\n"
                 + "discovery:\n  enabled: true\n  priority: 20\n  public_keys: [\"" + publicKey + "\"]\n");
         try (JettyDistribution ncro = JettyDistribution.startInNamespace(ncroNs, Map.of("NCRO_CONFIG", config.toString(),
                 "NCRO_DB_PATH", work.resolve("routes.db").toString()))) {
@@ -89,6 +94,10 @@ class DiscoveryNetnsTest {
             assertTrue(health.contains(":" + CACHE_PORT + "\""), () -> "the discovered cache is a /health row: " + health);
             assertTrue(!health.contains(":" + (CACHE_PORT + 1) + "\""), () -> "another ncro is not an upstream: " + health + "\n" + ncro.log());
 
+            java.util.regex.Matcher url = java.util.regex.Pattern.compile("(?m)^URL: (\\S+)$").matcher(top.body());
+            assertTrue(url.find(), top.body());
+            String nar = url.group(1);
+
             Fetch unsigned = fetch(ncro, AdvertisedCache.MID + ".narinfo");
             assertTrue(unsigned.status() != 200, () -> "an unsigned narinfo from a discovered cache was served: " + unsigned);
 
@@ -100,7 +109,13 @@ class DiscoveryNetnsTest {
                         () -> "ncro did not drop the cache:\n" + ncro.log());
                 Fetch leaf = fetch(ncro, AdvertisedCache.LEAF + ".narinfo");
                 assertTrue(leaf.status() != 200, () -> "a withdrawn cache was still used: " + leaf);
-                assertTrue(!fetch(ncro, "health").body().contains("http://10.213."), "and its /health row is gone");
+                String healthAfter = fetch(ncro, "health").body();
+                assertTrue(!healthAfter.contains(":" + CACHE_PORT + "\""), () -> "and its /health row is gone: " + healthAfter);
+                // the NAR its narinfo named: the configured upstream says 404, but the cache
+                // that named it was never asked, so the answer must not be a not-found
+                Fetch orphan = fetch(ncro, nar);
+                assertEquals(502, orphan.status(), () -> orphan + "\n" + ncro.log());
+                assertTrue(orphan.body().contains("no longer an upstream"), orphan::toString);
             }
             String log = ncro.log();
             assertTrue(!log.contains("discovered cache other ncro"),
@@ -120,7 +135,8 @@ class DiscoveryNetnsTest {
         String b = "nd" + id + "b";
         ok("ip", "link", "add", a, "netns", cacheNs, "type", "veth", "peer", "name", b, "netns", ncroNs);
         int subnet = Integer.parseInt(id, 16) % 250;
-        ok("ip", "-n", cacheNs, "addr", "add", "10.213." + subnet + ".1/24", "dev", a);
+        cacheAddress = "10.213." + subnet + ".1";
+        ok("ip", "-n", cacheNs, "addr", "add", cacheAddress + "/24", "dev", a);
         ok("ip", "-n", ncroNs, "addr", "add", "10.213." + subnet + ".2/24", "dev", b);
         ok("ip", "-n", cacheNs, "link", "set", a, "up", "multicast", "on");
         ok("ip", "-n", ncroNs, "link", "set", b, "up", "multicast", "on");
