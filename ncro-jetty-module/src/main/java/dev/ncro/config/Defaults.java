@@ -122,6 +122,15 @@ public final class Defaults {
     public static final int READAHEAD_MAX_WALKED = 100_000;
     /** Candidates the guard held back, kept (for {@code readahead.ttl}) until a client downloads. */
     public static final int READAHEAD_MAX_PARKED = 4096;
+    /** Head starts for NARs over the read-ahead limit ({@code readahead.head_start}). */
+    public static final boolean READAHEAD_HEAD_START = true;
+    /** Head starts waiting for their download at once, each holding a connection and a window. */
+    public static final int HEAD_START_MAX = 16;
+    /**
+     * The longest a head start waits for its download (at most {@code readahead.ttl}): short of
+     * the idle timeouts a paused stream would otherwise meet (ncro's stall limit, servers' 30 s).
+     */
+    public static final Duration HEAD_START_TTL = Duration.ofSeconds(10);
 
     /** Upstream HTTP client pool: far above HttpComponents' 25 total / 5 per route. */
     public static final int POOL_MAX_TOTAL = 512;

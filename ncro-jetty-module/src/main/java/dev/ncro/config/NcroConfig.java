@@ -116,11 +116,14 @@ public record NcroConfig(Server server, List<Upstream> upstreams, Cache cache, H
      * @param ttl how long a NAR read ahead waits for its one download
      * @param referenceDepth how many levels of a served narinfo's references are looked up in
      *     the background (0: none)
+     * @param headStart whether a NAR over {@code maxNarSize} gets a head start: its stream opened
+     *     when its narinfo is served, paused after one window until its download takes it over
      */
-    public record ReadAhead(boolean enabled, long maxNarSize, long memory, Duration ttl, int referenceDepth) {
+    public record ReadAhead(boolean enabled, long maxNarSize, long memory, Duration ttl, int referenceDepth,
+            boolean headStart) {
         /** Read-ahead off (for engines built in code). */
         public static final ReadAhead OFF = new ReadAhead(false, Defaults.READAHEAD_MAX_NAR_SIZE,
-                Defaults.READAHEAD_MEMORY, Defaults.READAHEAD_TTL, 0);
+                Defaults.READAHEAD_MEMORY, Defaults.READAHEAD_TTL, 0, false);
     }
 
     /** @param publicKey the peer's ed25519 public key, 64 lower-case hex characters */

@@ -119,6 +119,7 @@ final class RawConfig {
         private Sizes.ByteSize memory = new Sizes.ByteSize(Defaults.READAHEAD_MEMORY);
         private Duration ttl = Defaults.READAHEAD_TTL;
         private int referenceDepth = Defaults.READAHEAD_REFERENCE_DEPTH;
+        private boolean headStart = Defaults.READAHEAD_HEAD_START;
     }
 
     static final class Peer {
@@ -356,7 +357,8 @@ final class RawConfig {
             problems.add("readahead.reference_depth", "must be 0 (off) to " + Defaults.READAHEAD_MAX_REFERENCE_DEPTH
                     + ", got " + readahead.referenceDepth);
         }
-        return new NcroConfig.ReadAhead(readahead.enabled, maxNarSize, memory, readahead.ttl, readahead.referenceDepth);
+        return new NcroConfig.ReadAhead(readahead.enabled, maxNarSize, memory, readahead.ttl, readahead.referenceDepth,
+                readahead.headStart);
     }
 
     private static void positive(Problems problems, String key, Duration d) {

@@ -71,6 +71,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     private final NarRouting narRouting;
     private final ReadAhead readAhead;
     private final ReferenceReadAhead references;
+    private final HeadStarts headStarts;
     private final InstantSource clock;
     /** Each upstream's latency after its last probes, for the status page; by display name. */
     private final Map<String, LatencyHistory> latencyHistory = new java.util.concurrent.ConcurrentHashMap<>();
@@ -115,6 +116,8 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         this.readAhead = new ReadAhead(ra, new ReadAheadGuard(clock, Defaults.READAHEAD_GUARD_WINDOW,
                 Math.min(Defaults.READAHEAD_GUARD_MIN_BYTES, ra.memory())),
                 client, upstreams::streamGate, metrics, clock, config.server().writeTimeout(), narRouting::failed, upstreams::hasLogin);
+        this.headStarts = new HeadStarts(ra.enabled() && ra.headStart(), ra.ttl(), readAhead.guard(), upstreams::streamGate,
+                metrics, clock, scheduler, executor);
         this.references = new ReferenceReadAhead(lookups::lookup, routes, executor, metrics,
                 ra.enabled() ? ra.referenceDepth() : 0, Math.max(1, cache.massQuery().maxConcurrentRaces() / 2),
                 Defaults.READAHEAD_MAX_QUEUED_REFERENCES, ra.ttl());
@@ -237,6 +240,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     @Override
     protected void doStop() throws Exception {
         readAhead.clear();
+        headStarts.clear();
         super.doStop();
     }
 
@@ -293,8 +297,11 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         });
     }
 
-    /** What a narinfo says for read-ahead: its NAR, size and FileHash digest; target null when none. */
-    private record Plan(byte[] narinfo, String target, long size, byte[] sha256) {}
+    /**
+     * What a narinfo says for read-ahead: its NAR, size and FileHash digest; target null when
+     * none; {@code big} when the NAR is over {@code readahead.max_nar_size} (a head start only).
+     */
+    private record Plan(byte[] narinfo, String target, long size, byte[] sha256, boolean big) {}
 
     /** The last plan made for each hash served, valid while its narinfo is the same array (hot hits parse nothing). */
     private final com.github.benmanes.caffeine.cache.Cache<String, Plan> plans =
@@ -303,15 +310,18 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     private Plan plan(String hash, byte[] narinfoBytes) {
         Plan known = plans.getIfPresent(hash);
         if (known != null && known.narinfo() == narinfoBytes) return known;
-        Plan plan = new Plan(narinfoBytes, null, -1, null);
+        Plan plan = new Plan(narinfoBytes, null, -1, null, false);
         try {
             Narinfo narinfo = Narinfo.parse(narinfoBytes, hash);
             String target = narinfo.url();
             long size = expected(narinfo).fileSize();
-            if (target != null && !target.contains("://") && !target.startsWith("/")
-                    && size >= 0 && size <= config.readAhead().maxNarSize()) {
-                // a FileHash this ncro cannot check throws: no read-ahead
-                plan = new Plan(narinfoBytes, target, size, narinfo.fileSha256());
+            if (target != null && !target.contains("://") && !target.startsWith("/") && size >= 0) {
+                if (size > config.readAhead().maxNarSize()) {
+                    plan = new Plan(narinfoBytes, target, size, null, true);
+                } else {
+                    // a FileHash this ncro cannot check throws: no read-ahead
+                    plan = new Plan(narinfoBytes, target, size, narinfo.fileSha256(), false);
+                }
             }
         } catch (RuntimeException e) {
             LOG.debug("no NAR read-ahead for {}: {}", hash, e.toString());
@@ -328,7 +338,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             if (target == null) return;
             // considered a moment ago (in memory, in flight, held back or failed): nothing to
             // decide, no lock to take
-            if (readAhead.settledRecently(target)) return;
+            if (plan.big() ? headStarts.consideredRecently(target) : readAhead.settledRecently(target)) return;
             long size = plan.size();
             byte[] sha256 = plan.sha256();
             Upstream home = routes.routeForNar(target).map(r -> upstreams.byBase(r.upstream())).orElse(null);
@@ -336,7 +346,11 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             List<Upstream> candidates = narRouting.candidates(target, home);
             // only from where the normal stream would start: same URL, same bytes
             if (candidates.isEmpty() || !candidates.get(0).equals(home)) return;
-            readAhead.consider(target, home, size, sha256);
+            if (plan.big()) {
+                headStarts.consider(target, home, this::stream);
+            } else {
+                readAhead.consider(target, home, size, sha256);
+            }
         } catch (RuntimeException e) {
             LOG.debug("no NAR read-ahead for {}: {}", hash, e.toString());
         }
@@ -352,6 +366,8 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             } catch (RuntimeException e) {
                 LOG.debug("held-back read-aheads not started: {}", e.toString()); // stopping
             }
+            NarStream started = headStarts.claim(request, handler, () -> stream(request, handler));
+            if (started != null) return started;
             if (entry != null) {
                 return new ReadAheadStream(entry, handler, () -> stream(request, handler),
                         u -> narRouting.failed(request.target(), u), metrics, scheduler, executor);

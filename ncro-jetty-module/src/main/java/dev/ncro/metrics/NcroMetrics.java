@@ -76,6 +76,11 @@ public final class NcroMetrics {
     public final Counter readAheadFetchedBytes = Counter.builder().name("ncro_readahead_fetched")
             .help("bytes read ahead from upstreams (used or not: with ncro_readahead_wasted_bytes_total, what read-ahead costs)")
             .unit(io.prometheus.metrics.model.snapshots.Unit.BYTES).register(registry);
+    public final Counter headStarts = Counter.builder().name("ncro_readahead_head_starts")
+            .help("head starts of NARs over readahead.max_nar_size (their stream opened when the narinfo was served), by"
+                    + " outcome: taken (a download took the stream over), expired (none came in time), failed (the"
+                    + " stream failed first: the download took a fresh one)")
+            .labelNames("outcome").register(registry);
     public final Counter referenceLookups = Counter.builder().name("ncro_readahead_reference_lookups")
             .help("background lookups of served narinfos' references, by result: found, not_found, failed,"
                     + " dropped (the queue was full)").labelNames("result").register(registry);

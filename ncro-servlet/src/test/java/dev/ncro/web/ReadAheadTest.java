@@ -70,7 +70,7 @@ class ReadAheadTest extends TwoUpstreams {
     }
 
     /** Waits for a condition the engine reaches on its own threads (no sleeping for timers). */
-    private static void await(BooleanSupplier condition, String what) throws InterruptedException {
+    static void await(BooleanSupplier condition, String what) throws InterruptedException {
         long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
         while (!condition.getAsBoolean()) {
             if (System.nanoTime() > deadline) throw new AssertionError("timed out waiting for " + what);
