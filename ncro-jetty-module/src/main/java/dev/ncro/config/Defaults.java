@@ -126,6 +126,8 @@ public final class Defaults {
     public static final boolean READAHEAD_HEAD_START = true;
     /** Head starts waiting for their download at once, each holding a connection and a window. */
     public static final int HEAD_START_MAX = 16;
+    /** Head-start candidates held back (by the guard or busy slots) for the next download. */
+    public static final int HEAD_START_MAX_HELD = 256;
     /**
      * The longest a head start waits for its download (at most {@code readahead.ttl}): short of
      * the idle timeouts a paused stream would otherwise meet (ncro's stall limit, servers' 30 s).

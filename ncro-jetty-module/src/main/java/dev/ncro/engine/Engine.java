@@ -116,7 +116,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         this.readAhead = new ReadAhead(ra, new ReadAheadGuard(clock, Defaults.READAHEAD_GUARD_WINDOW,
                 Math.min(Defaults.READAHEAD_GUARD_MIN_BYTES, ra.memory())),
                 client, upstreams::streamGate, metrics, clock, config.server().writeTimeout(), narRouting::failed, upstreams::hasLogin);
-        this.headStarts = new HeadStarts(ra.enabled() && ra.headStart(), ra.ttl(), readAhead.guard(), upstreams::streamGate,
+        this.headStarts = new HeadStarts(ra.enabled() && ra.headStart(), ra.ttl(), config.server().writeTimeout(), readAhead.guard(), upstreams::streamGate,
                 metrics, clock, scheduler, executor);
         this.references = new ReferenceReadAhead(lookups::lookup, routes, executor, metrics,
                 ra.enabled() ? ra.referenceDepth() : 0, Math.max(1, cache.massQuery().maxConcurrentRaces() / 2),
@@ -360,9 +360,13 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     public NarStream nar(NarRequest request, NarHandler handler) {
         if (readAhead.enabled() && ReadAhead.plain(request)) {
             ReadAhead.Entry entry = readAhead.claim(request.target());
+            headStarts.noteDownload(); // before the narinfos that follow are served
             // a client downloading: what the guard held back is read ahead now, off this thread
             try {
-                executor.execute(() -> readAhead.downloading(request.target()));
+                executor.execute(() -> {
+                    readAhead.downloading(request.target());
+                    headStarts.downloading(request.target());
+                });
             } catch (RuntimeException e) {
                 LOG.debug("held-back read-aheads not started: {}", e.toString()); // stopping
             }

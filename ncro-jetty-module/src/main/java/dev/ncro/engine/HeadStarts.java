@@ -26,7 +26,7 @@ import org.slf4j.LoggerFactory;
 /**
  * Head starts for NARs over {@code readahead.max_nar_size}: they are never read into memory,
  * but once their narinfo was served to a GET, the normal stream for the download that
- * follows is opened at once and paused after its first window ({@link
+ * follows is opened ahead of it and paused after its first window ({@link
  * Defaults#STREAM_WINDOW_BYTES}, the bytes it may hold between upstream and client anyway).
  * The client's download then takes that stream over — the upstream's round trip already
  * paid — with its backpressure unchanged: the held bytes go first, the rest flows as the
@@ -35,12 +35,16 @@ import org.slf4j.LoggerFactory;
  * <p>Rules, besides the read-ahead's (a GET answered 200, the NAR's home upstream first in
  * the stream order, the guard admits, never for HEAD, one download per head start):
  * <ul>
+ *   <li>only once a client downloaded a NAR within the TTL below: before that, and while the
+ *       guard pauses, candidates are held back, and the next download starts them, newest
+ *       first (a Nix client reads a closure's narinfos top down, then downloads bottom up);
+ *       clients that only query open no stream at all;</li>
  *   <li>at most {@link Defaults#HEAD_START_MAX} wait at once, each holding one upstream
  *       connection (or HTTP/2 stream) and at most a window of bytes; only while fewer than half
  *       of that upstream's stream slots are in use and no client waits for one;</li>
  *   <li>one not taken over within {@code readahead.ttl}, and at most {@link
- *       Defaults#HEAD_START_TTL} (short of the idle timeouts of the stream and of common
- *       servers), is cancelled;</li>
+ *       Defaults#HEAD_START_TTL} and half its upstream's stall limit (a paused stream meets
+ *       that idle timeout, and a healthy upstream would count as failing), is cancelled;</li>
  *   <li>only a whole-file download with no conditions takes one over; one whose stream failed
  *       or answered anything but 200 before the client's download saw its head is cancelled,
  *       and the download takes a fresh normal stream: a head start never costs a client a
@@ -56,6 +60,8 @@ final class HeadStarts {
 
     private final boolean enabled;
     private final long ttlMillis;
+    /** The streams' stall limit where an upstream sets none ({@code server.write_timeout}). */
+    private final java.time.Duration stallLimit;
     private final ReadAheadGuard guard;
     private final Function<Upstream, AsyncLimiter> streamGates;
     private final NcroMetrics metrics;
@@ -63,13 +69,18 @@ final class HeadStarts {
     private final Scheduler scheduler;
     private final Executor executor;
     private final ConcurrentHashMap<String, Waiting> waiting = new ConcurrentHashMap<>();
+    /** When a client last downloaded a NAR (clock millis), or {@code Long.MIN_VALUE}. */
+    private volatile long lastDownload = Long.MIN_VALUE;
+    /** Candidates held back, by target, oldest first (guarded by itself). */
+    private final java.util.LinkedHashMap<String, Held> held = new java.util.LinkedHashMap<>();
     /** When each target was last considered: a narinfo served again and again starts at most one head start a second. */
     private final ConcurrentHashMap<String, Long> considered = new ConcurrentHashMap<>();
 
-    HeadStarts(boolean enabled, java.time.Duration ttl, ReadAheadGuard guard, Function<Upstream, AsyncLimiter> streamGates,
+    HeadStarts(boolean enabled, java.time.Duration ttl, java.time.Duration stallLimit, ReadAheadGuard guard, Function<Upstream, AsyncLimiter> streamGates,
             NcroMetrics metrics, InstantSource clock, Scheduler scheduler, Executor executor) {
         this.enabled = enabled;
         this.ttlMillis = Math.min(ttl.toMillis(), Defaults.HEAD_START_TTL.toMillis());
+        this.stallLimit = stallLimit;
         this.guard = guard;
         this.streamGates = streamGates;
         this.metrics = metrics;
@@ -88,20 +99,91 @@ final class HeadStarts {
         if (consideredRecently(target)) return;
         if (considered.size() >= Defaults.READAHEAD_MAX_PARKED) considered.clear();
         considered.put(target, now);
-        if (waiting.containsKey(target) || waiting.size() >= Defaults.HEAD_START_MAX) return;
+        if (waiting.containsKey(target)) return;
+        if (!downloadedWithin(now) || !guard.admit() || !open(target, home, opener, now)) {
+            hold(new Held(target, home, opener, now));
+        }
+    }
+
+    /**
+     * Whether a client downloaded a NAR within the head starts' TTL. Until one does, candidates
+     * are only held back: a client that only queries ({@code --dry-run}, {@code nix path-info})
+     * then opens no stream at all — a paused stream costs more than its window, as the
+     * upstream's sends fill the socket buffers on both sides before the pause bites.
+     */
+    private boolean downloadedWithin(long now) {
+        long last = lastDownload;
+        return last != Long.MIN_VALUE && now - last >= 0 && now - last < ttlMillis;
+    }
+
+    /** Opens the head start if the upstream's slots and the limit allow; false when they do not. */
+    private boolean open(String target, Upstream home, BiFunction<NarRequest, NarHandler, NarStream> opener, long now) {
+        if (waiting.size() >= Defaults.HEAD_START_MAX) return false;
         AsyncLimiter gate = streamGates.apply(home);
-        if (gate.queued() > 0 || gate.inUse() >= gate.permits() / 2) return;
-        if (!guard.admit()) return;
-        Waiting w = new Waiting(target, now);
-        if (waiting.putIfAbsent(target, w) != null) return;
+        if (gate.queued() > 0 || gate.inUse() >= gate.permits() / 2) return false;
+        // a paused stream meets its stall limit: the head start ends well before it, or a healthy
+        // upstream would be counted as failing
+        java.time.Duration stall = home.responseTimeout() != null ? home.responseTimeout() : stallLimit;
+        long lifetime = Math.min(ttlMillis, stall.toMillis() / 2);
+        if (lifetime < 1) return true;
+        Waiting w = new Waiting(target, now, lifetime);
         try {
+            // the stream exists before anyone can claim it; it is started once registered
             w.stream = opener.apply(new NarRequest(target, false, Map.of()), w);
-            guard.fetched(Defaults.STREAM_WINDOW_BYTES);
-            w.timer = scheduler.schedule(() -> expire(w), ttlMillis, TimeUnit.MILLISECONDS);
+        } catch (RuntimeException e) {
+            LOG.debug("no head start for {}: {}", target, e.toString());
+            return true;
+        }
+        if (waiting.putIfAbsent(target, w) != null) return true;
+        guard.fetched(Defaults.STREAM_WINDOW_BYTES);
+        try {
+            w.timer = scheduler.schedule(() -> expire(w), lifetime, TimeUnit.MILLISECONDS);
             w.stream.start();
         } catch (RuntimeException e) {
             LOG.debug("no head start for {}: {}", target, e.toString());
             if (waiting.remove(target, w)) w.drop("could not start");
+        }
+        return true;
+    }
+
+    /** A candidate the guard, busy slots or the limit held back. */
+    private record Held(String target, Upstream home, BiFunction<NarRequest, NarHandler, NarStream> opener, long at) {}
+
+    private void hold(Held h) {
+        synchronized (held) {
+            held.remove(h.target());
+            held.put(h.target(), h);
+            java.util.Iterator<Held> oldest = held.values().iterator();
+            while (held.size() > Defaults.HEAD_START_MAX_HELD && oldest.hasNext()) {
+                oldest.next();
+                oldest.remove();
+            }
+        }
+    }
+
+    /**
+     * A client downloads {@code target}: the candidates held back within the TTL get their head
+     * start now, the newest first (a Nix client downloads a closure's deepest paths first, and
+     * read their narinfos last), as far as the limit and the upstreams' slots allow; the others
+     * are forgotten. As with read-ahead's held-back NARs, this passes the guard: a download shows
+     * that the narinfos just served were not a mere query.
+     */
+    void downloading(String target) {
+        if (!enabled) return;
+        noteDownload();
+        List<Held> released;
+        synchronized (held) {
+            held.remove(target);
+            if (held.isEmpty()) return;
+            released = new java.util.ArrayList<>(held.values());
+            held.clear();
+        }
+        long now = clock.millis();
+        for (int i = released.size() - 1; i >= 0; i--) {
+            Held h = released.get(i);
+            long age = now - h.at();
+            if (age < 0 || age >= ttlMillis || waiting.containsKey(h.target())) continue;
+            open(h.target(), h.home(), h.opener(), now); // too many, or its upstream busy: forgotten
         }
     }
 
@@ -117,7 +199,7 @@ final class HeadStarts {
     private void expire(Waiting w) {
         if (waiting.remove(w.target, w)) {
             metrics.headStarts.labelValues("expired").inc();
-            w.drop("not downloaded within " + ttlMillis + " ms");
+            w.drop("not downloaded within " + w.lifetime + " ms");
         }
     }
 
@@ -134,9 +216,9 @@ final class HeadStarts {
         Scheduler.Task t = w.timer;
         if (t != null) t.cancel();
         long age = clock.millis() - w.startedAt;
-        if (age < 0 || age >= ttlMillis) {
+        if (age < 0 || age >= w.lifetime) {
             metrics.headStarts.labelValues("expired").inc();
-            w.drop("not downloaded within " + ttlMillis + " ms");
+            w.drop("not downloaded within " + w.lifetime + " ms");
             return null;
         }
         if (!w.take(normal)) {
@@ -149,6 +231,11 @@ final class HeadStarts {
         return w.handOver(handler);
     }
 
+    /** A client downloads a NAR: from now on, for the TTL, head starts open as narinfos are served. */
+    void noteDownload() {
+        lastDownload = clock.millis();
+    }
+
     /** Head starts waiting, for tests. */
     int waitingCount() {
         return waiting.size();
@@ -157,6 +244,9 @@ final class HeadStarts {
     /** Cancels every waiting head start (the engine stops). */
     void clear() {
         considered.clear();
+        synchronized (held) {
+            held.clear();
+        }
         for (Waiting w : List.copyOf(waiting.values())) {
             if (waiting.remove(w.target, w)) w.drop("stopping");
         }
@@ -181,6 +271,8 @@ final class HeadStarts {
     private final class Waiting implements NarHandler {
         final String target;
         final long startedAt;
+        /** How long it may wait for its download, in ms. */
+        final long lifetime;
         volatile NarStream stream;
         volatile Scheduler.Task timer;
         private final ConcurrentLinkedQueue<Event> events = new ConcurrentLinkedQueue<>();
@@ -193,10 +285,12 @@ final class HeadStarts {
         // the drainer's only
         private boolean headPassed;
         private volatile NarStream fallback;
+        private volatile boolean cancelled;
 
-        Waiting(String target, long startedAt) {
+        Waiting(String target, long startedAt, long lifetime) {
             this.target = target;
             this.startedAt = startedAt;
+            this.lifetime = lifetime;
         }
 
         @Override
@@ -261,16 +355,23 @@ final class HeadStarts {
 
                 @Override
                 public void cancel() {
+                    // nothing more reaches the client (what is queued is given back), and no
+                    // fresh stream starts for it
+                    cancelled = true;
+                    synchronized (Waiting.this) {
+                        taker = new Discarder();
+                    }
                     NarStream f = fallback;
                     if (f != null) f.cancel();
                     stream.cancel();
+                    drain();
                 }
             };
         }
 
         private void attach(NarHandler handler) {
             synchronized (this) {
-                taker = handler;
+                if (!cancelled) taker = handler;
             }
             drain();
         }
@@ -300,7 +401,14 @@ final class HeadStarts {
                     h = taker;
                 }
                 if (h != null) {
-                    for (Event e; (e = events.poll()) != null; ) deliver(h, e);
+                    for (Event e; (e = events.poll()) != null; ) {
+                        try {
+                            deliver(h, e);
+                        } catch (RuntimeException x) {
+                            // never leaves the loop stuck: later events still flow (or are given back)
+                            LOG.warn("head start of {}: handing on {} failed: {}", target, e.getClass().getSimpleName(), x.toString());
+                        }
+                    }
                 }
             } while (draining.decrementAndGet() != 0);
         }
@@ -311,7 +419,7 @@ final class HeadStarts {
                 if (e instanceof Data d) stream.release(d.buffer().remaining());
                 return;
             }
-            if (!headPassed && !(h instanceof Discarder) && (e instanceof Failure
+            if (!headPassed && !cancelled && !(h instanceof Discarder) && (e instanceof Failure
                     || (e instanceof Head head && head.status() != 200))) {
                 // failed before the client saw anything: a fresh normal stream serves it
                 Supplier<NarStream> n;
@@ -324,6 +432,10 @@ final class HeadStarts {
                 if (s != null) s.cancel();
                 NarStream fresh = n.get();
                 fallback = fresh;
+                if (cancelled) {
+                    fresh.cancel(); // the client left meanwhile
+                    return;
+                }
                 fresh.start();
                 return;
             }

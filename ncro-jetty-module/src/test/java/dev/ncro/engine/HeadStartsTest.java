@@ -35,15 +35,18 @@ class HeadStartsTest {
     private final Upstream upstream = new Upstream(URI.create("http://127.0.0.1:1/"), 10, 0);
     private final List<Scripted> opened = new ArrayList<>();
     private HeadStarts headStarts;
+    private ReadAheadGuard guard;
 
     /** A stream whose events the test sends; it records what its user did with it. */
     private final class Scripted implements NarStream {
         final NarHandler handler;
+        final String target;
         boolean started;
         boolean cancelled;
         int released;
 
-        Scripted(NarHandler handler) {
+        Scripted(NarRequest request, NarHandler handler) {
+            this.target = request == null ? null : request.target();
             this.handler = handler;
         }
 
@@ -93,8 +96,8 @@ class HeadStartsTest {
     @BeforeEach
     void setUp() throws Exception {
         scheduler.start();
-        ReadAheadGuard guard = new ReadAheadGuard(clock, Duration.ofMinutes(5), 4 << 20);
-        headStarts = new HeadStarts(true, Duration.ofSeconds(30), guard, u -> new AsyncLimiter(64, Runnable::run), metrics,
+        guard = new ReadAheadGuard(clock, Duration.ofMinutes(5), 4 << 20);
+        headStarts = new HeadStarts(true, Duration.ofSeconds(30), Duration.ofSeconds(300), guard, u -> new AsyncLimiter(64, Runnable::run), metrics,
                 clock, scheduler, Runnable::run);
     }
 
@@ -104,12 +107,13 @@ class HeadStartsTest {
     }
 
     private Scripted open(NarRequest request, NarHandler handler) {
-        Scripted s = new Scripted(handler);
+        Scripted s = new Scripted(request, handler);
         opened.add(s);
         return s;
     }
 
     private Scripted started() {
+        headStarts.downloading("nar/other.nar.xz"); // a client downloads: head starts open at once
         headStarts.consider(TARGET, upstream, this::open);
         assertEquals(1, opened.size());
         Scripted s = opened.get(0);
@@ -207,13 +211,76 @@ class HeadStartsTest {
     }
 
     @Test
+    void beforeAnyDownload_nothingOpens_theFirstDownloadStartsThem() {
+        headStarts.consider(TARGET, upstream, this::open);
+        assertEquals(0, opened.size(), "a client that only queries opens no stream");
+
+        headStarts.downloading("nar/leaf.nar.xz");
+        assertEquals(1, opened.size());
+        assertEquals(TARGET, opened.get(0).target);
+        clock.advance(Duration.ofSeconds(10)); // the last download longer ago than the TTL
+        headStarts.consider("nar/later.nar.xz", upstream, this::open);
+        assertEquals(1, opened.size());
+    }
+
+    @Test
     void busyUpstream_getsNoHeadStart() {
         AsyncLimiter busy = new AsyncLimiter(4, Runnable::run);
         assertTrue(busy.tryAcquireBelow(4));
         assertTrue(busy.tryAcquireBelow(4));
-        HeadStarts h = new HeadStarts(true, Duration.ofSeconds(30), new ReadAheadGuard(clock, Duration.ofMinutes(5), 4 << 20),
+        HeadStarts h = new HeadStarts(true, Duration.ofSeconds(30), Duration.ofSeconds(300), new ReadAheadGuard(clock, Duration.ofMinutes(5), 4 << 20),
                 u -> busy, metrics, clock, scheduler, Runnable::run);
+        h.downloading("nar/other.nar.xz");
         h.consider(TARGET, upstream, this::open);
         assertEquals(0, opened.size(), "half of the upstream's stream slots in use");
+    }
+
+    @Test
+    void heldBackByThePausedGuard_startsWhenAClientDownloads_newestFirst_withinTheTtl() {
+        headStarts.downloading("nar/earlier.nar.xz");
+        guard.fetched(5 << 20); // nothing of it served: paused
+        headStarts.consider("nar/old.nar.xz", upstream, this::open);
+        clock.advance(Duration.ofSeconds(10)); // past the head starts' limit
+        headStarts.consider("nar/a.nar.xz", upstream, this::open);
+        headStarts.consider("nar/b.nar.xz", upstream, this::open);
+        headStarts.consider(TARGET, upstream, this::open);
+        assertEquals(0, opened.size(), "the guard holds them back");
+
+        headStarts.downloading(TARGET); // the client streams this one itself
+
+        List<String> targets = new ArrayList<>();
+        for (Scripted s : opened) targets.add(s.target);
+        assertEquals(List.of("nar/b.nar.xz", "nar/a.nar.xz"), targets, "newest first; the one past the limit forgotten");
+        assertEquals(2, headStarts.waitingCount());
+    }
+
+    @Test
+    void downloadGoneBeforeItsStart_getsNothing_andNoFreshStreamStartsForIt() {
+        Scripted s = started();
+        s.handler.onHead(200, List.of());
+        s.handler.onData(ByteBuffer.allocate(40));
+        Client client = new Client();
+        NarStream taken = claim(client);
+        taken.cancel(); // the client left before start()
+        taken.start();
+        s.handler.onFailure(502, "reset");
+
+        assertEquals(List.of(), client.events);
+        assertTrue(s.cancelled);
+        assertEquals(40, s.released, "the queued bytes given back");
+        assertEquals(1, opened.size(), "no fresh stream for a client that left");
+    }
+
+    @Test
+    void upstreamWithAShortStallLimit_getsHeadStartsThatEndWithinHalfOfIt() {
+        Upstream quick = new Upstream(URI.create("http://127.0.0.1:2/"), 10, 1, Duration.ofSeconds(1), Duration.ofSeconds(4));
+        headStarts.downloading("nar/other.nar.xz");
+        headStarts.consider(TARGET, quick, this::open);
+        assertEquals(1, opened.size());
+        clock.advance(Duration.ofSeconds(2)); // half of its 4 s stall limit
+
+        assertNull(claim(new Client()));
+        assertTrue(opened.get(0).cancelled);
+        assertEquals(1.0, metrics.headStarts.labelValues("expired").get());
     }
 }

@@ -83,6 +83,8 @@ public final class FakeCache implements AutoCloseable {
     /** Extra headers on every file it serves (200, 206 and their HEADs), in the order added. */
     private final List<Map.Entry<String, String>> extraHeaders = new CopyOnWriteArrayList<>();
     private final java.util.concurrent.Semaphore abortedWrites = new java.util.concurrent.Semaphore(0);
+    /** Body bytes of answers under {@code /nar/} whose write completed (handed to the kernel). */
+    private final java.util.concurrent.atomic.AtomicLong narBytesWritten = new java.util.concurrent.atomic.AtomicLong();
     private volatile Path directory;
     private volatile boolean hangAll;
     private volatile boolean refuseHead;
@@ -347,6 +349,11 @@ public final class FakeCache implements AutoCloseable {
      * starts answering. The client cannot have finished with a request before that, so an
      * overlap here was real concurrency on the client's side.
      */
+    /** Body bytes of answers under {@code /nar/} written so far (each write counted once it completed). */
+    public long narBytesWritten() {
+        return narBytesWritten.get();
+    }
+
     public int maxConcurrentRequests() {
         return maxActive.get();
     }
@@ -489,7 +496,8 @@ public final class FakeCache implements AutoCloseable {
         }
         long resetAt = script instanceof ResetAfter r ? r.bytes()
                 : script instanceof ResetHalfWay h ? from + (long) ((to - from) * h.fraction()) : -1;
-        new Writer(response, callback, body, from, to, resetAt, abortedWrites).iterate();
+        new Writer(response, callback, body, from, to, resetAt, abortedWrites, path.startsWith("/nar/") ? narBytesWritten : null)
+                .iterate();
     }
 
     private byte[] file(String path) {
@@ -520,10 +528,13 @@ public final class FakeCache implements AutoCloseable {
         private boolean done;
 
         private final java.util.concurrent.Semaphore aborted;
+        private final java.util.concurrent.atomic.AtomicLong written;
+        private int pending;
 
         Writer(Response response, Callback callback, byte[] body, long from, long to, long resetAt,
-                java.util.concurrent.Semaphore aborted) {
+                java.util.concurrent.Semaphore aborted, java.util.concurrent.atomic.AtomicLong written) {
             this.aborted = aborted;
+            this.written = written;
             this.response = response;
             this.callback = callback;
             this.body = body;
@@ -535,6 +546,9 @@ public final class FakeCache implements AutoCloseable {
 
         @Override
         protected Action process() {
+            // called again once the previous write completed
+            if (written != null) written.addAndGet(pending);
+            pending = 0;
             if (done) {
                 callback.succeeded();
                 return Action.SUCCEEDED;
@@ -559,6 +573,7 @@ public final class FakeCache implements AutoCloseable {
                 chunk = pattern.duplicate().position(offset).limit(offset + n).slice();
             }
             position += chunk.remaining();
+            pending = chunk.remaining();
             response.write(false, chunk, this);
             return Action.SCHEDULED;
         }

@@ -34,6 +34,12 @@ class HeadStartTest extends TwoUpstreams {
         String yaml = "upstreams:\n  - url: " + a.uri() + "\n    priority: 10\n  - url: " + b.uri() + "\n    priority: 20\n"
                 + "readahead:\n" + ("max_nar_size: 1000\n" + (readAheadYaml == null ? "" : readAheadYaml)).indent(2);
         ncro = NcroUnderTest.start(yaml, null, clock);
+        // a client downloads: head starts open as narinfos are served (before any download,
+        // candidates are only held back, so that clients that only query open no stream)
+        String small = "/nar/" + hash(99) + "0000000000000000000000.nar.xz";
+        a.put(small, new byte[10]);
+        assertEquals(200, ncro.get(small).statusCode());
+        a.clearLog();
     }
 
     private double headStarts(String outcome) {

@@ -25,8 +25,8 @@ import java.util.List;
  * database; warm: the same ncro again, its routes remembered. Every client run gets a fresh
  * store and a fresh narinfo cache. Each figure is the median of {@code -Dclosure.reps=3} runs.
  *
- * <p>It also counts the NAR bytes the caches sent (GETs of the closure's NAR URLs, at their
- * file sizes) against the bytes ncro streamed to its client ({@code ncro_nar_streamed_bytes_total}),
+ * <p>It also counts the NAR bytes the caches sent (GETs of the closure's NAR URLs, and the
+ * body bytes the caches wrote: a read-ahead or head start cancelled early sent only part) against the bytes ncro streamed to its client ({@code ncro_nar_streamed_bytes_total}),
  * so NAR read-ahead shows as the difference, and runs clients that only query ({@code --dry-run},
  * one cold then nine warm) to show what they make ncro download. The plot of closure time by mode
  * goes to {@code bench/target/closure.png}.
@@ -146,6 +146,16 @@ public final class ClosureBench {
             }
         }
         System.out.printf("  JOBS16, read-ahead off: ncro cold %s, warm %s (ms)%n", times(offCold), times(offWarm));
+        // max-jobs 1 with only the memory rule: NARs over 4 MiB get no head start
+        Sample[] plainCold = new Sample[reps];
+        Sample[] plainWarm = new Sample[reps];
+        for (int r = 0; r < reps; r++) {
+            try (Distribution ncro = startNcro("jobs1-nohead-" + r, "readahead:\n  head_start: false\n")) {
+                plainCold[r] = clientRun(Mode.JOBS1, List.of(ncro.url()), ncro);
+                plainWarm[r] = clientRun(Mode.JOBS1, List.of(ncro.url()), ncro);
+            }
+        }
+        System.out.printf("  JOBS1, head starts off: ncro cold %s, warm %s (ms)%n", times(plainCold), times(plainWarm));
         List<String[]> rows = new ArrayList<>();
         List<ClosurePlot.Bar> bars = new ArrayList<>();
         for (Mode mode : Mode.values()) {
@@ -169,6 +179,11 @@ public final class ClosureBench {
                 ratio(d16, median(offCold)));
         System.out.printf("| %s, warm routes, read-ahead off | %s | %s | %s |%n", Mode.JOBS16.label, secs(d16),
                 secs(median(offWarm)), ratio(d16, median(offWarm)));
+        long d1 = median(direct[Mode.JOBS1.ordinal()]);
+        System.out.printf("| %s, cold, head starts off | %s | %s | %s |%n", Mode.JOBS1.label, secs(d1), secs(median(plainCold)),
+                ratio(d1, median(plainCold)));
+        System.out.printf("| %s, warm routes, head starts off | %s | %s | %s |%n", Mode.JOBS1.label, secs(d1),
+                secs(median(plainWarm)), ratio(d1, median(plainWarm)));
         System.out.printf("| critical path bound (narinfo phase) | %s | | |%n%n", secs(bound));
         System.out.println(floor(direct, warm, bound));
 
@@ -188,12 +203,11 @@ public final class ClosureBench {
     }
 
     /**
-     * What no read-ahead within issue 12's rules can beat at {@code max-jobs 1}: the narinfo
-     * phase (cold: the critical-path bound; warm: as measured), then Nix's own work on the NARs
-     * (Nix alone's full closure minus its narinfo phase minus the delays its NAR requests
-     * waited), plus the fastest holder's delay of every NAR over 4 MiB (never read ahead, and
-     * fetched one after the other), plus, warm, the wait for NARs whose narinfo the client
-     * read last: the deepest chain's last hop, whose read-ahead starts when the client asks.
+     * What no read-ahead can beat at {@code max-jobs 1}: the narinfo phase (cold: the
+     * critical-path bound; warm: as measured), then Nix's own work on the NARs (Nix alone's
+     * full closure minus its narinfo phase minus the delays its NAR requests waited). Under the
+     * memory rule alone (NARs over 4 MiB never read ahead) add the fastest holder's delay of
+     * every such NAR, fetched one after the other; head starts hide those too.
      */
     private String floor(Sample[][] direct, Sample[][] warm, long bound) {
         long full = median(direct[Mode.JOBS1.ordinal()]);
@@ -201,13 +215,14 @@ public final class ClosureBench {
         Sample directFull = medianSample(direct[Mode.JOBS1.ordinal()]);
         long nixOwn = Math.max(0, full - dry - directFull.narDelayMillis());
         long big = fixture.bigNarDelayMillis(delays, 4L << 20);
-        long coldFloor = bound + nixOwn + big;
-        long warmFloor = median(warm[Mode.DRY.ordinal()]) + nixOwn + big;
-        return String.format("floor at max-jobs 1 under read-ahead's rules: Nix's own work %s (Nix alone %s - narinfo phase %s -"
-                + " NAR delays %s) + NARs over 4 MiB from their fastest holders %s; cold %s (+ bound %s): at most %s;"
-                + " warm %s (+ warm narinfo phase): at most %s%n",
-                secs(nixOwn), secs(full), secs(dry), secs(directFull.narDelayMillis()), secs(big), secs(coldFloor), secs(bound),
-                ratio(full, coldFloor), secs(warmFloor), ratio(full, warmFloor));
+        long coldFloor = bound + nixOwn;
+        long warmFloor = median(warm[Mode.DRY.ordinal()]) + nixOwn;
+        return String.format("floor at max-jobs 1: Nix's own work %s (Nix alone %s - narinfo phase %s - NAR delays %s);"
+                + " cold %s (+ bound %s): at most %s; warm %s (+ warm narinfo phase): at most %s. Without head starts, + NARs"
+                + " over 4 MiB from their fastest holders %s: cold at most %s, warm at most %s%n",
+                secs(nixOwn), secs(full), secs(dry), secs(directFull.narDelayMillis()), secs(coldFloor), secs(bound),
+                ratio(full, coldFloor), secs(warmFloor), ratio(full, warmFloor), secs(big), ratio(full, coldFloor + big),
+                ratio(full, warmFloor + big));
     }
 
     /**
@@ -218,17 +233,18 @@ public final class ClosureBench {
      * the guard must keep it small.
      */
     private String dryRunOnly() throws Exception {
-        long fetched = 0;
         int gets = 0;
         int clients = 10;
+        long before = narBytesWritten();
         try (Distribution ncro = startNcro("dry-only", "readahead:\n  ttl: 1s\n")) {
             for (int i = 0; i < clients; i++) {
                 Sample s = clientRun(Mode.DRY, List.of(ncro.url()), ncro);
-                fetched += s.upstreamNarBytes();
                 gets += s.upstreamNarGets();
                 Thread.sleep(1100); // a benchmark, not a test: the TTL must pass between clients
             }
         }
+        // everything the caches sent, also what was still on its way when a client run ended
+        long fetched = narBytesWritten() - before;
         long readAheadable = fixture.fileSizes.values().stream().filter(s -> s <= 4L << 20).mapToLong(Long::longValue).sum();
         return String.format("--dry-run clients only (%d, 1.1 s apart, one fresh ncro with readahead.ttl 1s): ncro downloaded %s of"
                 + " NARs from the caches (%d GETs), %.1f%% of the %s an unguarded read-ahead (NARs up to 4 MiB, once per client)"
@@ -237,17 +253,18 @@ public final class ClosureBench {
 
     private Sample clientRun(Mode mode, List<String> substituters, Distribution ncro) throws Exception {
         caches.forEach(FakeCache::clearLog);
+        long writtenBefore = narBytesWritten();
         double servedBefore = ncro == null ? 0 : metric(ncro, "ncro_nar_streamed_bytes_total");
         long millis = nix.realise("run" + (runs++), fixture.top(), substituters, fixture.publicKeys, mode.maxJobs, mode.dryRun);
         long served = ncro == null ? -1 : (long) (metric(ncro, "ncro_nar_streamed_bytes_total") - servedBefore);
-        long bytes = 0;
+        // what the caches actually sent: a read-ahead or head start cancelled early sent only part
+        long bytes = narBytesWritten() - writtenBefore;
         int gets = 0;
         long waited = 0;
         for (int c = 0; c < caches.size(); c++) {
             for (FakeCache.Logged l : caches.get(c).requests()) {
                 Long size = fixture.narFiles.get(l.path());
                 if (size != null && l.method().equals("GET")) {
-                    bytes += size;
                     gets++;
                     waited += delays[c];
                 }
@@ -258,6 +275,11 @@ public final class ClosureBench {
 
     private Distribution startNcro(String name) throws Exception {
         return startNcro(name, "");
+    }
+
+    /** NAR body bytes all caches have written so far. */
+    private long narBytesWritten() {
+        return caches.stream().mapToLong(FakeCache::narBytesWritten).sum();
     }
 
     private Distribution startNcro(String name, String extraYaml) throws Exception {
