@@ -100,6 +100,9 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         this.routes = new RouteStore(dbPath, cache.maxEntries(), cache.memoryBudget(), cache.ttl(), cache.negativeTtl(),
                 cache.massQuery().inMemoryNegativeTtl(), clock);
         routes.setValidator(this::recheck);
+        // a not-found stored while other upstreams were configured may be on one added since
+        routes.setNegativesScope(upstreams.all().stream().map(u -> u.base().toString()).sorted()
+                .collect(java.util.stream.Collectors.joining("\n")));
         this.client = new UpstreamClient(config.server().connectTimeout(), upstreams.all(), resolver);
         upstreams.logIn(config, client);
         // the mesh node is the engine's bean (like the route store and the probes): it needs the

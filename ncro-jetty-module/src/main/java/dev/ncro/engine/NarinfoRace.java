@@ -88,6 +88,8 @@ final class NarinfoRace {
     private Runnable enteringLastResort = () -> { };
     private int stage = -1;
     private final List<String> failures = new ArrayList<>();
+    /** Who said not-found, and how (guarded by this): named in a 404's body, so a 404 always says where it came from. */
+    private final List<String> notFoundBy = new ArrayList<>();
     private final Set<Upstream> waiting = new LinkedHashSet<>();
     private final Set<Outcome> live = new java.util.HashSet<>();
     private Scheduler.Task deadlineTask;
@@ -212,7 +214,11 @@ final class NarinfoRace {
         synchronized (this) {
             boolean wasWaiting = waiting.remove(upstream);
             if (finished.get() || !wasWaiting) return; // decided, or this upstream already settled
-            if (!notFound) failures.add(upstream.name() + ": " + failure);
+            if (!notFound) {
+                failures.add(upstream.name() + ": " + failure);
+            } else if (failure != null) {
+                notFoundBy.add(upstream.name() + ": " + failure);
+            }
             stageOver = waiting.isEmpty();
         }
         if (stageOver) advance();
@@ -239,11 +245,13 @@ final class NarinfoRace {
     /** Every stage is over and nobody had the path. */
     private void missed() {
         String failed;
+        String said;
         synchronized (this) {
             failed = String.join("; ", failures);
+            said = String.join("; ", notFoundBy);
         }
         if (failed.isEmpty()) {
-            fail(404, "not found in any upstream");
+            fail(404, "not found in any upstream" + (said.isEmpty() ? "" : " (" + said + ")"));
         } else {
             fail(502, "no upstream has " + hash + ".narinfo and some failed: " + failed);
         }
@@ -354,7 +362,7 @@ final class NarinfoRace {
                 String filtered = observer.filtered(upstream, narinfo);
                 if (filtered != null) {
                     LOG.info("narinfo {} from {} not used: {}", hash, upstream, filtered);
-                    settle(upstream, true, null);
+                    settle(upstream, true, "filtered: " + filtered);
                     return;
                 }
                 String distrust = observer.distrust(upstream, narinfo);
@@ -365,7 +373,7 @@ final class NarinfoRace {
                 }
                 win(upstream, narinfo, fetched.body(), latencyMs);
             } else if (NotFound.means(status, observer.hasLogin(upstream))) {
-                settle(upstream, true, null);
+                settle(upstream, true, "HTTP " + status);
             } else {
                 settle(upstream, false, "HTTP " + status);
             }

@@ -125,16 +125,28 @@ public final class RouteStore extends AbstractLifeCycle {
      * Sets the check every route read from the database must pass before it is served; by
      * default every route passes. Set it before the store starts.
      */
+    public void setNegativesScope(String scope) {
+        if (isStarted() || isStarting()) throw new IllegalStateException("set the not-found scope before the route store starts");
+        this.negativesScope = scope;
+    }
+
     public void setValidator(RouteValidator validator) {
         if (isStarted() || isStarting()) throw new IllegalStateException("set the route validator before the route store starts");
         this.validator = validator == null ? RouteValidator.ACCEPT_ALL : validator;
     }
 
+    /**
+     * What stored not-founds are true of (the configured upstreams); those stored under another
+     * are dropped at start. Set it before the store starts; null (the default) keeps them.
+     */
+    private volatile String negativesScope;
+
     @Override
     protected void doStart() throws Exception {
         SqliteRoutes opened = null;
         try {
-            opened = new SqliteRoutes(dbPath, maxEntries, Defaults.WRITE_QUEUE_MAX_BYTES, readTimeout, writerInitSql, clock);
+            opened = new SqliteRoutes(dbPath, maxEntries, Defaults.WRITE_QUEUE_MAX_BYTES, readTimeout, writerInitSql, clock,
+                    negativesScope);
             state = "sqlite " + dbPath;
         } catch (SQLException | RuntimeException e) {
             state = "memory only: route database " + dbPath + " is unusable: " + e.getMessage();

@@ -37,6 +37,7 @@ final class SqliteRoutes implements AutoCloseable {
 
     private final Path path;
     private final Duration readTimeout;
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(SqliteRoutes.class);
     private final List<Connection> allReaders = new ArrayList<>(READERS);
     private final BlockingQueue<Connection> readers = new ArrayBlockingQueue<>(READERS);
     private final RouteWriter writer;
@@ -49,6 +50,16 @@ final class SqliteRoutes implements AutoCloseable {
      */
     SqliteRoutes(Path path, long maxEntries, long writeQueueMaxBytes, Duration readTimeout, String writerInitSql,
             InstantSource clock) throws SQLException {
+        this(path, maxEntries, writeQueueMaxBytes, readTimeout, writerInitSql, clock, null);
+    }
+
+    /**
+     * @param negativesScope what the stored not-founds were true of (the upstreams asked); when
+     *     the database's differs, they are all dropped: a path no upstream had may be on one
+     *     added since, and its stored not-found would be a false 404. Null: kept as they are.
+     */
+    SqliteRoutes(Path path, long maxEntries, long writeQueueMaxBytes, Duration readTimeout, String writerInitSql,
+            InstantSource clock, String negativesScope) throws SQLException {
         this.path = path;
         this.readTimeout = readTimeout;
         String url = "jdbc:sqlite:" + path;
@@ -79,6 +90,7 @@ final class SqliteRoutes implements AutoCloseable {
                     int version = rs.next() ? Integer.parseInt(rs.getString(1)) : -1;
                     if (version != SCHEMA_VERSION) throw new SQLException("schema version " + version + ", expected " + SCHEMA_VERSION);
                 }
+                if (negativesScope != null) forgetNegativesOutside(writerConnection, negativesScope);
                 routes = count(s, "routes");
                 negatives = count(s, "negatives");
                 if (writerInitSql != null) s.execute(writerInitSql);
@@ -144,6 +156,26 @@ final class SqliteRoutes implements AutoCloseable {
             if (!rs.next()) return Optional.empty();
             return Optional.of(new Route(rs.getString(1), rs.getString(2), rs.getBytes(3), rs.getString(4),
                     rs.getDouble(5), rs.getLong(6), rs.getLong(7)));
+        }
+    }
+
+    /** Drops every stored not-found unless they were stored under {@code scope}; records the scope. */
+    private static void forgetNegativesOutside(Connection c, String scope) throws SQLException {
+        String stored = null;
+        try (PreparedStatement ps = c.prepareStatement("SELECT value FROM meta WHERE key = 'negatives_scope'");
+                ResultSet rs = ps.executeQuery()) {
+            if (rs.next()) stored = rs.getString(1);
+        }
+        if (scope.equals(stored)) return;
+        try (Statement s = c.createStatement()) {
+            int dropped = s.executeUpdate("DELETE FROM negatives");
+            if (dropped > 0) {
+                LOG.info("route store: {} remembered not-founds dropped: the upstreams are not the ones they were asked of", dropped);
+            }
+        }
+        try (PreparedStatement ps = c.prepareStatement("INSERT OR REPLACE INTO meta VALUES ('negatives_scope', ?)")) {
+            ps.setString(1, scope);
+            ps.executeUpdate();
         }
     }
 

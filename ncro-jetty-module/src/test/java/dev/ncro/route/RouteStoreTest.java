@@ -138,6 +138,29 @@ class RouteStoreTest {
     }
 
     @Test
+    void storedNotFounds_surviveARestartWithTheSameUpstreams_butNotOneWithAnotherSet() throws Exception {
+        Path db = dir.resolve("routes.db");
+        store = new RouteStore(db, 100, TTL, NEGATIVE_TTL, MEMORY_NEGATIVE_TTL, clock);
+        store.setNegativesScope("http://a\nhttp://b");
+        store.start();
+        store.rememberNotFound(h(32));
+        store.flush().get();
+        store.stop();
+
+        store = new RouteStore(db, 100, TTL, NEGATIVE_TTL, MEMORY_NEGATIVE_TTL, clock);
+        store.setNegativesScope("http://a\nhttp://b");
+        store.start();
+        assertInstanceOf(RouteStore.NotFound.class, store.lookup(h(32)), "the same upstreams: still true");
+        store.stop();
+
+        // an upstream added: the path may be on it, so its not-found must not be served
+        store = new RouteStore(db, 100, TTL, NEGATIVE_TTL, MEMORY_NEGATIVE_TTL, clock);
+        store.setNegativesScope("http://a\nhttp://b\nhttp://c");
+        store.start();
+        assertInstanceOf(RouteStore.Unknown.class, store.lookup(h(32)));
+    }
+
+    @Test
     void aRouteReplacesARememberedNotFound() throws Exception {
         store = open(dir.resolve("routes.db"), 100);
         store.rememberNotFound(h(31));
