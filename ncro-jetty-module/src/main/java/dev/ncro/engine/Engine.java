@@ -181,6 +181,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         public Upstream found(java.net.URI base) {
             Upstream upstream = upstreams.addDiscovered(base);
             if (upstream == null) return null;
+            routes.upstreamJoined(); // it may hold what every other upstream lacked
             latencyHistory.putIfAbsent(upstream.name(), new LatencyHistory());
             probes.add(upstreams.probeTarget(upstream));
             return upstream;

@@ -110,6 +110,11 @@ final class RouteMemory {
         negatives.put(hash, Boolean.TRUE);
     }
 
+    /** Forgets every not-found held. */
+    void forgetNotFounds() {
+        negatives.invalidateAll();
+    }
+
     long routes() {
         return front.estimatedSize();
     }

@@ -201,7 +201,9 @@ public final class RouteStore extends AbstractLifeCycle {
                 d.writer().touch(hash, now);
                 return new Hit(stored.get());
             }
-            if (d.negative(hash, now).isPresent()) {
+            Optional<Long> expires = d.negative(hash, now);
+            // stored before an upstream joined: that upstream was never asked
+            if (expires.isPresent() && expires.get() - negativeTtl.toMillis() > notFoundsFrom) {
                 mem.putNotFound(hash);
                 return NOT_FOUND;
             }
@@ -278,6 +280,19 @@ public final class RouteStore extends AbstractLifeCycle {
         if (d != null) d.writer().put(route);
         return route;
     }
+
+    /**
+     * An upstream joined (a discovered cache): every not-found remembered so far was not asked
+     * of it, so none is served any more; the next request for such a path races again.
+     */
+    public void upstreamJoined() {
+        notFoundsFrom = clock.millis();
+        RouteMemory mem = memory;
+        if (mem != null) mem.forgetNotFounds();
+    }
+
+    /** Stored not-founds from before this time (clock millis) are not served: see {@link #upstreamJoined}. */
+    private volatile long notFoundsFrom = Long.MIN_VALUE;
 
     /** Remembers that every upstream said not-found. */
     public void rememberNotFound(String hash) {

@@ -161,6 +161,22 @@ class RouteStoreTest {
     }
 
     @Test
+    void notFoundsRememberedBeforeAnUpstreamJoined_areNotServed_laterOnesAre() throws Exception {
+        store = open(dir.resolve("routes.db"), 100);
+        store.rememberNotFound(h(33));
+        store.flush().get();
+        clock.advance(Duration.ofSeconds(1));
+
+        store.upstreamJoined();
+        assertInstanceOf(RouteStore.Unknown.class, store.lookup(h(33)), "neither from memory nor from the database");
+        clock.advance(Duration.ofSeconds(1));
+        store.rememberNotFound(h(34)); // asked of the newcomer too
+        store.flush().get();
+        clock.advance(MEMORY_NEGATIVE_TTL.plusSeconds(1));
+        assertInstanceOf(RouteStore.NotFound.class, store.lookup(h(34)), "from the database");
+    }
+
+    @Test
     void aRouteReplacesARememberedNotFound() throws Exception {
         store = open(dir.resolve("routes.db"), 100);
         store.rememberNotFound(h(31));
