@@ -41,6 +41,8 @@ public final class ProbeScheduler extends AbstractLifeCycle {
         final Target target;
         long generation;
         boolean probing;
+        /** Traffic saw a failure while a probe was running: probe again once it is done. */
+        boolean suspectedWhileProbing;
         boolean started;
         long lastStart;
         CompletableFuture<Void> owed;
@@ -140,7 +142,12 @@ public final class ProbeScheduler extends AbstractLifeCycle {
         if (s == null || !isRunning()) return;
         long now = clock.millis();
         synchronized (s) {
-            if (s.probing || (s.started && now - s.lastStart < SUSPECT_GAP.toMillis())) return;
+            if (s.probing) {
+                // its outcome may already be counted: this failure must not be lost with it
+                s.suspectedWhileProbing = true;
+                return;
+            }
+            if (s.started && now - s.lastStart < SUSPECT_GAP.toMillis()) return;
         }
         schedule(s.target, Duration.ZERO, null);
     }
@@ -182,11 +189,18 @@ public final class ProbeScheduler extends AbstractLifeCycle {
             }
             try {
                 probe(t).whenComplete((ok, failure) -> {
+                    boolean again;
+                    long sinceStart;
                     synchronized (s) {
                         s.probing = false;
+                        again = s.suspectedWhileProbing;
+                        s.suspectedWhileProbing = false;
+                        sinceStart = clock.millis() - s.lastStart;
                     }
                     if (notify != null) notify.complete(null);
-                    schedule(t, t.health().nextProbeIn(interval), null);
+                    // a failure seen meanwhile gets its probe, still one start per SUSPECT_GAP at most
+                    schedule(t, again ? Duration.ofMillis(Math.max(0, SUSPECT_GAP.toMillis() - Math.max(0, sinceStart)))
+                            : t.health().nextProbeIn(interval), null);
                 });
             } catch (RuntimeException e) {
                 synchronized (s) {

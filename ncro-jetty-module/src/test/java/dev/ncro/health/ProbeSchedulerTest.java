@@ -113,6 +113,25 @@ class ProbeSchedulerTest {
     }
 
     @Test
+    void failureSeenByTrafficWhileAProbeRuns_getsItsOwnProbeRightAfter_notAnIntervalLater() throws Exception {
+        start();
+        Requested due = next();
+        cache.hangUnder("/"); // the probe stays in flight until its 5 s timeout
+        due.task().run();
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(PROBE_WAIT_SECONDS);
+        while (cache.count("/nix-cache-info") == 0) {
+            assertTrue(System.nanoTime() < until, "the probe never reached the upstream");
+            Thread.sleep(5);
+        }
+
+        probes.suspect(upstream); // its outcome may be counted already: this failure must not be lost
+
+        Requested following = next();
+        assertTrue(following.delayMillis() <= ProbeScheduler.SUSPECT_GAP.toMillis(),
+                "probed again at most one gap later, not after " + following.delayMillis() + " ms");
+    }
+
+    @Test
     void restoredDown_isProbedAtOnce_andAConfirmingFailureBacksOffTenfold() throws Exception {
         health.seed(new UpstreamHealth.Snapshot(upstream.name(), UpstreamState.DOWN, 50, UpstreamHealth.DOWN_AFTER, 0, 0));
         cache.statusUnder("/", 503);
