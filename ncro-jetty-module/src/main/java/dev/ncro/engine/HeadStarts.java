@@ -74,7 +74,7 @@ final class HeadStarts {
     /** Candidates held back, by target, oldest first (guarded by itself). */
     private final java.util.LinkedHashMap<String, Held> held = new java.util.LinkedHashMap<>();
     /** When each target was last considered: a narinfo served again and again starts at most one head start a second. */
-    private final ConcurrentHashMap<String, Long> considered = new ConcurrentHashMap<>();
+    private final Stamps considered;
 
     HeadStarts(boolean enabled, java.time.Duration ttl, java.time.Duration stallLimit, ReadAheadGuard guard, Function<Upstream, AsyncLimiter> streamGates,
             NcroMetrics metrics, InstantSource clock, Scheduler scheduler, Executor executor) {
@@ -87,6 +87,7 @@ final class HeadStarts {
         this.clock = clock;
         this.scheduler = scheduler;
         this.executor = executor;
+        this.considered = new Stamps(clock);
     }
 
     /**
@@ -95,10 +96,9 @@ final class HeadStarts {
      */
     void consider(String target, Upstream home, BiFunction<NarRequest, NarHandler, NarStream> opener) {
         if (!enabled) return;
-        long now = clock.millis();
         if (consideredRecently(target)) return;
-        if (considered.size() >= Defaults.READAHEAD_MAX_PARKED) considered.clear();
-        considered.put(target, now);
+        considered.stamp(target);
+        long now = clock.millis();
         if (waiting.containsKey(target)) return;
         if (!downloadedWithin(now) || !guard.admit() || !open(target, home, opener, now)) {
             hold(new Held(target, home, opener, now));
@@ -189,18 +189,17 @@ final class HeadStarts {
 
     /** Whether {@code target} was considered less than a second ago: nothing to decide (the hot narinfo path). */
     boolean consideredRecently(String target) {
-        if (!enabled) return true;
-        Long last = considered.get(target);
-        if (last == null) return false;
-        long age = clock.millis() - last;
-        return age >= 0 && age < ReadAhead.SETTLED_MS;
+        return !enabled || considered.within(target, ReadAhead.SETTLED_MS);
     }
 
     private void expire(Waiting w) {
-        if (waiting.remove(w.target, w)) {
-            metrics.headStarts.labelValues("expired").inc();
-            w.drop("not downloaded within " + w.lifetime + " ms");
-        }
+        if (waiting.remove(w.target, w)) dropExpired(w);
+    }
+
+    /** A head start no download took within its lifetime: counted, and cancelled. */
+    private void dropExpired(Waiting w) {
+        metrics.headStarts.labelValues("expired").inc();
+        w.drop("not downloaded within " + w.lifetime + " ms");
     }
 
     /**
@@ -217,8 +216,7 @@ final class HeadStarts {
         if (t != null) t.cancel();
         long age = clock.millis() - w.startedAt;
         if (age < 0 || age >= w.lifetime) {
-            metrics.headStarts.labelValues("expired").inc();
-            w.drop("not downloaded within " + w.lifetime + " ms");
+            dropExpired(w);
             return null;
         }
         if (!w.take(normal)) {
@@ -358,13 +356,9 @@ final class HeadStarts {
                     // nothing more reaches the client (what is queued is given back), and no
                     // fresh stream starts for it
                     cancelled = true;
-                    synchronized (Waiting.this) {
-                        taker = new Discarder();
-                    }
                     NarStream f = fallback;
                     if (f != null) f.cancel();
-                    stream.cancel();
-                    drain();
+                    discardAll();
                 }
             };
         }
@@ -379,11 +373,15 @@ final class HeadStarts {
         /** Dropped (expired, failed, stopping): the stream is cancelled and every byte it held given back. */
         void drop(String why) {
             LOG.debug("head start of {} dropped: {}", target, why);
-            NarStream s = stream;
+            discardAll();
+        }
+
+        /** Cancels the stream; what it delivered and still delivers is given back, not handed on. */
+        private void discardAll() {
             synchronized (this) {
                 taker = new Discarder();
             }
-            if (s != null) s.cancel();
+            stream.cancel();
             drain();
         }
 

@@ -94,10 +94,10 @@ final class ReadAhead {
      * downloads or claims anything (which frees memory and stream slots and can make the
      * guard admit again), and whenever it grows past the parked limit.
      */
-    private final java.util.concurrent.ConcurrentHashMap<String, Long> settled = new java.util.concurrent.ConcurrentHashMap<>();
+    private final Stamps settled;
     static final long SETTLED_MS = 1000;
     /** NARs a read-ahead found missing on their home upstream, and when: not read ahead again for a while. */
-    private final java.util.concurrent.ConcurrentHashMap<String, Long> lacking = new java.util.concurrent.ConcurrentHashMap<>();
+    private final Stamps lacking;
 
     ReadAhead(NcroConfig.ReadAhead config, ReadAheadGuard guard, UpstreamClient client,
             Function<Upstream, AsyncLimiter> streamGates, NcroMetrics metrics, InstantSource clock, Duration stallTimeout,
@@ -111,29 +111,17 @@ final class ReadAhead {
         this.metrics = metrics;
         this.clock = clock;
         this.stallTimeout = stallTimeout;
+        this.settled = new Stamps(clock);
+        this.lacking = new Stamps(clock);
     }
 
     /** Whether {@code target} was considered less than {@link #SETTLED_MS} ago and nothing downloaded since. */
     boolean settledRecently(String target) {
-        return stampedWithin(settled, target, SETTLED_MS);
+        return settled.within(target, SETTLED_MS);
     }
 
     private void settle(String target) {
-        stamp(settled, target);
-    }
-
-    /** Whether {@code stamps} holds a time for {@code target} less than {@code ms} ago (a clock stepped back: stale). */
-    private boolean stampedWithin(Map<String, Long> stamps, String target, long ms) {
-        Long at = stamps.get(target);
-        if (at == null) return false;
-        long age = clock.millis() - at;
-        return age >= 0 && age < ms;
-    }
-
-    /** Records now for {@code target}, the map kept under the parked limit (emptied when it reaches it). */
-    private void stamp(Map<String, Long> stamps, String target) {
-        if (stamps.size() >= Defaults.READAHEAD_MAX_PARKED) stamps.clear();
-        stamps.put(target, clock.millis());
+        settled.stamp(target);
     }
 
     boolean enabled() {
@@ -162,7 +150,7 @@ final class ReadAhead {
      */
     void consider(String target, Upstream upstream, long fileSize, byte[] sha256) {
         if (!config.enabled() || fileSize < 0 || fileSize > config.maxNarSize()) return;
-        if (stampedWithin(lacking, target, Defaults.NAR_FAILURE_MEMORY.toMillis())) {
+        if (lacking.within(target, Defaults.NAR_FAILURE_MEMORY.toMillis())) {
             settle(target);
             return;
         }
@@ -544,7 +532,7 @@ final class ReadAhead {
             } else {
                 // the not-found's body is discarded to its end: the connection stays pooled
                 if (done.complete(false)) finish();
-                stamp(lacking, target);
+                lacking.stamp(target);
                 metrics.readAheadNotFound.inc(); // last: a test waiting on it sees the entry gone
             }
         }

@@ -47,13 +47,6 @@ final class SqliteRoutes implements AutoCloseable {
      *
      * @param writerInitSql run once on the writer connection after the schema is in place, as
      *     HikariCP's {@code connectionInitSql}; null for none
-     */
-    SqliteRoutes(Path path, long maxEntries, long writeQueueMaxBytes, Duration readTimeout, String writerInitSql,
-            InstantSource clock) throws SQLException {
-        this(path, maxEntries, writeQueueMaxBytes, readTimeout, writerInitSql, clock, null);
-    }
-
-    /**
      * @param negativesScope what the stored not-founds were true of (the upstreams asked); when
      *     the database's differs, they are all dropped: a path no upstream had may be on one
      *     added since, and its stored not-found would be a false 404. Null: kept as they are.

@@ -137,24 +137,14 @@ public final class ClosureBench {
                     starting / 1e9, stopping / 1e9);
         }
         // max-jobs 16 through an ncro with read-ahead off: read-ahead must not make it slower
-        Sample[] offCold = new Sample[reps];
-        Sample[] offWarm = new Sample[reps];
-        for (int r = 0; r < reps; r++) {
-            try (Distribution ncro = startNcro("jobs16-off-" + r, "readahead:\n  enabled: false\n")) {
-                offCold[r] = clientRun(Mode.JOBS16, List.of(ncro.url()), ncro);
-                offWarm[r] = clientRun(Mode.JOBS16, List.of(ncro.url()), ncro);
-            }
-        }
+        Sample[][] off = coldAndWarm(Mode.JOBS16, "jobs16-off-", "readahead:\n  enabled: false\n");
+        Sample[] offCold = off[0];
+        Sample[] offWarm = off[1];
         System.out.printf("  JOBS16, read-ahead off: ncro cold %s, warm %s (ms)%n", times(offCold), times(offWarm));
         // max-jobs 1 with only the memory rule: NARs over 4 MiB get no head start
-        Sample[] plainCold = new Sample[reps];
-        Sample[] plainWarm = new Sample[reps];
-        for (int r = 0; r < reps; r++) {
-            try (Distribution ncro = startNcro("jobs1-nohead-" + r, "readahead:\n  head_start: false\n")) {
-                plainCold[r] = clientRun(Mode.JOBS1, List.of(ncro.url()), ncro);
-                plainWarm[r] = clientRun(Mode.JOBS1, List.of(ncro.url()), ncro);
-            }
-        }
+        Sample[][] plain = coldAndWarm(Mode.JOBS1, "jobs1-nohead-", "readahead:\n  head_start: false\n");
+        Sample[] plainCold = plain[0];
+        Sample[] plainWarm = plain[1];
         System.out.printf("  JOBS1, head starts off: ncro cold %s, warm %s (ms)%n", times(plainCold), times(plainWarm));
         List<String[]> rows = new ArrayList<>();
         List<ClosurePlot.Bar> bars = new ArrayList<>();
@@ -200,6 +190,18 @@ public final class ClosureBench {
         ClosurePlot.write(png, "closure of " + fixture.nodes.size() + " paths, caches " + joined(delays)
                 + " ms: Nix 2.8 alone vs through ncro (median of " + reps + ")", bars, bound);
         System.out.println("plot: " + png.toAbsolutePath());
+    }
+
+    /** {@code reps} fresh ncros with {@code extraYaml}, each run cold then warm: [cold runs, warm runs]. */
+    private Sample[][] coldAndWarm(Mode mode, String name, String extraYaml) throws Exception {
+        Sample[][] runs = new Sample[2][reps];
+        for (int r = 0; r < reps; r++) {
+            try (Distribution ncro = startNcro(name + r, extraYaml)) {
+                runs[0][r] = clientRun(mode, List.of(ncro.url()), ncro);
+                runs[1][r] = clientRun(mode, List.of(ncro.url()), ncro);
+            }
+        }
+        return runs;
     }
 
     /**
