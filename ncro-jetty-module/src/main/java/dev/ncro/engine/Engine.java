@@ -64,6 +64,8 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     private final RouteStore routes;
     private final ProbeScheduler probes;
     private final NcroMetrics metrics = new NcroMetrics();
+    /** The hot path's counter, looked up once: a label lookup per hit costs more than the increment. */
+    private final io.prometheus.metrics.core.datapoints.CounterDataPoint narinfoFound = metrics.narinfoRequests.labelValues("200");
     private final String cacheInfo;
     private final ScheduledExecutorScheduler scheduler = new ScheduledExecutorScheduler("ncro-timer", true);
     private final QueuedThreadPool executor;
@@ -288,17 +290,25 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     @Override
     public CompletableFuture<NarinfoAnswer> narinfo(String hash, boolean head) {
         CompletableFuture<NarinfoAnswer> answer = lookups.lookup(hash);
-        answer.thenAccept(a -> metrics.narinfoRequests.labelValues(String.valueOf(a.status())).inc());
-        if (head || !readAhead.enabled()) return answer;
+        if (answer.isDone() && !answer.isCompletedExceptionally()) {
+            // the hot path, remembered: the same steps as below, on this thread, no stages
+            served(hash, answer.join(), head);
+            return answer;
+        }
         // the read-ahead is registered before the web layer sees the answer, so that the
         // client's NAR request, which can only follow it, finds it
         return answer.thenApply(a -> {
-            if (a.found()) {
-                readAheadFor(hash, a.body());
-                references.served(hash, a.body());
-            }
+            served(hash, a, head);
             return a;
         });
+    }
+
+    /** What follows every answer before the client sees it: its count, and for a GET answered 200 the read-aheads. */
+    private void served(String hash, NarinfoAnswer a, boolean head) {
+        (a.status() == 200 ? narinfoFound : metrics.narinfoRequests.labelValues(String.valueOf(a.status()))).inc();
+        if (head || !readAhead.enabled() || !a.found()) return;
+        readAheadFor(hash, a.body());
+        references.served(hash, a.body());
     }
 
     /**

@@ -89,9 +89,14 @@ final class AccessLog implements AsyncListener {
     private void write(ServletRequest request, int status) {
         Object upstream = request.getAttribute(UPSTREAM);
         long millis = (System.nanoTime() - startNanos) / 1_000_000;
-        LOG.info("{} {} {} {} {}{} {}ms{}", client, scheme, method, path, status,
-                request.getAttribute(ABORTED) != null ? " aborted" : "", millis,
-                upstream != null ? " upstream " + upstream : "");
+        // one string, built here: cheaper than a message pattern with eight arguments
+        StringBuilder line = new StringBuilder(96 + path.length());
+        line.append(client).append(' ').append(scheme).append(' ').append(method).append(' ').append(path).append(' ')
+                .append(status);
+        if (request.getAttribute(ABORTED) != null) line.append(" aborted");
+        line.append(' ').append(millis).append("ms");
+        if (upstream != null) line.append(" upstream ").append(upstream);
+        LOG.info(line.toString());
     }
 
     @Override
