@@ -303,12 +303,19 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         });
     }
 
-    /** What follows every answer before the client sees it: its count, and for a GET answered 200 the read-aheads. */
+    /**
+     * What follows every answer before the client sees it: its count, and for a GET answered 200
+     * the read-aheads. Never throws: the client's answer goes out whatever happens here.
+     */
     private void served(String hash, NarinfoAnswer a, boolean head) {
-        (a.status() == 200 ? narinfoFound : metrics.narinfoRequests.labelValues(String.valueOf(a.status()))).inc();
-        if (head || !readAhead.enabled() || !a.found()) return;
-        readAheadFor(hash, a.body());
-        references.served(hash, a.body());
+        try {
+            (a.status() == 200 ? narinfoFound : metrics.narinfoRequests.labelValues(String.valueOf(a.status()))).inc();
+            if (head || !readAhead.enabled() || !a.found()) return;
+            readAheadFor(hash, a.body());
+            references.served(hash, a.body());
+        } catch (RuntimeException e) {
+            LOG.warn("after the narinfo of {}: {}", hash, e.toString());
+        }
     }
 
     /**
@@ -385,7 +392,10 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
                 LOG.debug("held-back read-aheads not started: {}", e.toString()); // stopping
             }
             NarStream started = headStarts.claim(request, handler, () -> stream(request, handler));
-            if (started != null) return started;
+            if (started != null) {
+                if (entry != null) entry.abandon(); // both existed: the head start serves it
+                return started;
+            }
             if (entry != null) {
                 return new ReadAheadStream(entry, handler, () -> stream(request, handler),
                         u -> narRouting.failed(request.target(), u), metrics, scheduler, executor);

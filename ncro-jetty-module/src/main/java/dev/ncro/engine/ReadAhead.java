@@ -435,19 +435,21 @@ final class ReadAhead {
             if (NotFound.means(status, hasLogin.test(upstream))) {
                 // the narinfo names a NAR this upstream lacks: nobody is served these bytes, but
                 // the upstream is not sick (a failure would send every NAR elsewhere first)
-                end("HTTP " + status, false);
+                end("HTTP " + status, false, false);
                 return false;
             }
             if (status != 200) {
                 fail("HTTP " + status);
                 return false;
             }
+            // answers read-ahead cannot check against the narinfo, which the normal stream passes
+            // on as they are: not an upstream failure (that would send every NAR elsewhere first)
             if (response.containsHeader("Content-Encoding")) {
-                fail("the answer has a Content-Encoding");
+                unusable("the answer has a Content-Encoding");
                 return false;
             }
             if (entity != null && entity.getContentLength() >= 0 && entity.getContentLength() != size) {
-                fail("Content-Length " + entity.getContentLength() + " is not the narinfo's FileSize " + size);
+                unusable("Content-Length " + entity.getContentLength() + " is not the narinfo's FileSize " + size);
                 return false;
             }
             List<Map.Entry<String, String>> passed = new ArrayList<>();
@@ -505,19 +507,27 @@ final class ReadAhead {
 
         /** The fetch failed: nobody is served these bytes; a claimer falls back to the normal stream. */
         private void fail(String reason) {
-            end(reason, true);
+            end(reason, true, true);
+        }
+
+        /** An answer read-ahead cannot use, from a healthy upstream: dropped as a failure is, nobody blamed. */
+        private void unusable(String reason) {
+            end(reason, true, false);
         }
 
         /**
-         * Nobody is served these bytes; a claimer falls back to the normal stream. A failure is
-         * remembered as a failed stream is (the download goes to the others first, the upstream
-         * cools down); a not-found is not a failure and only counted.
+         * Nobody is served these bytes; a claimer falls back to the normal stream. A failure
+         * ({@code failed}) stops the fetch; one the upstream is to {@code blame} for is remembered
+         * as a failed stream is (the download goes to the others first, the upstream cools down);
+         * a not-found is not a failure and only counted.
          */
-        private void end(String reason, boolean failed) {
+        private void end(String reason, boolean failed, boolean blame) {
             if (done.isDone()) return; // ended before (dropped, or a late error after a not-found)
-            if (failed) {
+            if (failed && blame) {
                 LOG.info("NAR read-ahead of {} from {} failed: {}; its download takes the normal stream", target, upstream, reason);
                 failedOn.accept(target, upstream);
+            } else if (failed) {
+                LOG.debug("NAR read-ahead of {} from {} not used: {}; its download takes the normal stream", target, upstream, reason);
             } else {
                 LOG.debug("NAR read-ahead of {}: {} answered {}; its download takes the normal stream", target, upstream, reason);
             }

@@ -67,13 +67,15 @@ class MetricsTest {
         ncro.get("/" + missing + ".narinfo"); // miss, 404
         ncro.get("/" + missing + ".narinfo"); // negative hit
         ncro.get("/nar/s2gcxmfn2bsr3211qwdwrsjs6gcaf2dq33036356cqmv5x9d6nq0.nar");
+        assertEquals(200, ncro.send("HEAD", "/" + found + ".narinfo").statusCode()); // hit, HEAD
+        assertEquals(404, ncro.send("HEAD", "/" + missing + ".narinfo").statusCode()); // negative hit, HEAD
 
         Map<String, Double> m = scrape();
-        assertEquals(1, value(m, "ncro_narinfo_cache_hits_total"));
+        assertEquals(2, value(m, "ncro_narinfo_cache_hits_total"));
         assertEquals(2, value(m, "ncro_narinfo_cache_misses_total"));
-        assertEquals(1, value(m, "ncro_narinfo_negative_cache_hits_total"));
-        assertEquals(2, value(m, "ncro_narinfo_requests_total{status=\"200\"}"));
-        assertEquals(2, value(m, "ncro_narinfo_requests_total{status=\"404\"}"));
+        assertEquals(2, value(m, "ncro_narinfo_negative_cache_hits_total"));
+        assertEquals(3, value(m, "ncro_narinfo_requests_total{status=\"200\"}"), "GETs and HEADs, each once");
+        assertEquals(3, value(m, "ncro_narinfo_requests_total{status=\"404\"}"), "GETs and HEADs, each once");
         assertEquals(1, value(m, "ncro_upstream_race_wins_total{" + up + "}"));
         assertEquals(2, value(m, "ncro_upstream_latency_seconds_count{" + up + "}"));
         assertEquals(2, value(m, "ncro_race_wait_seconds_count"));

@@ -3,6 +3,7 @@ package dev.ncro.web;
 import static dev.ncro.testing.Narinfos.hash;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ncro.metrics.NcroMetrics;
@@ -119,6 +120,24 @@ class ReadAheadTest extends TwoUpstreams {
         assertEquals(3, a.count(nar), "the earlier GET, the read-ahead, the HEAD");
     }
 
+    /** A HEAD of a narinfo already remembered (answered on the request thread) reads nothing ahead either. */
+    @Test
+    void headOfARememberedNarinfo_readsNothingAhead() throws Exception {
+        byte[] bytes = nar(7, 5000);
+        String nar = path(a, 7, bytes);
+        startNcro(null);
+        assertEquals(200, ncro.get("/" + hashOf(nar) + ".narinfo").statusCode());
+        assertArrayEquals(bytes, ncro.get(nar).body());
+        assertEquals(1, metrics().readAheadHits.get());
+        clock.advance(Duration.ofSeconds(5)); // past the second in which a served narinfo is not considered again
+
+        assertEquals(200, ncro.send("HEAD", "/" + hashOf(nar) + ".narinfo").statusCode());
+        assertArrayEquals(bytes, ncro.get(nar).body());
+
+        assertEquals(1, metrics().readAheadHits.get(), "no read-ahead after the HEAD");
+        assertEquals(2, a.count(nar), "the first read-ahead, then the download after the HEAD");
+    }
+
     @Test
     void readAheadDisabled_makesNoExtraUpstreamRequest() throws Exception {
         byte[] bytes = nar(3, 5000);
@@ -147,7 +166,8 @@ class ReadAheadTest extends TwoUpstreams {
     }
 
     /** The narinfo says something of the NAR that its bytes do not match: the client still gets the upstream's bytes. */
-    private void wrongNarinfo_fallsBack(int n, long fileSize, String fileHash) throws Exception {
+    /** @param blamed whether the upstream is to be taken for failing (the download then asks b, priority 20, first) */
+    private void wrongNarinfo_fallsBack(int n, long fileSize, String fileHash, boolean blamed) throws Exception {
         byte[] bytes = nar(n, 5000);
         String h = hash(n);
         String nar = "/nar/" + h + "0000000000000000000000.nar.xz";
@@ -163,16 +183,56 @@ class ReadAheadTest extends TwoUpstreams {
         assertEquals(2, a.count(nar), "the failed read-ahead, then the normal stream");
         assertEquals(0, metrics().readAheadHits.get());
         assertEquals(1, metrics().readAheadMisses.get());
+        assertEquals(blamed ? 1 : 0, b.count(nar), blamed ? "a failed the read-ahead: b first"
+                : "an answer read-ahead cannot check is no failure of a: the download asks a first");
     }
 
     @Test
     void fileSizeMismatch_fallsBackToTheNormalStream() throws Exception {
-        wrongNarinfo_fallsBack(5, 4000, null);
+        // the upstream's Content-Length says 5000: read-ahead cannot use it, the stream passes it on
+        wrongNarinfo_fallsBack(5, 4000, null, false);
     }
 
     @Test
     void fileHashMismatch_fallsBackToTheNormalStream() throws Exception {
-        wrongNarinfo_fallsBack(6, 5000, fileHash(nar(99, 5000)));
+        wrongNarinfo_fallsBack(6, 5000, fileHash(nar(99, 5000)), true);
+    }
+
+    /**
+     * A body without Content-Length (chunked) that ends before the narinfo's FileSize, or runs
+     * past it: checked as it arrives, never served (short, it would go out padded with zeros),
+     * and the download takes the normal stream. (One case per ncro: a wasted read-ahead pauses
+     * the next through the guard.)
+     */
+    private void chunkedBody_isNotServedFromReadAhead(int n, int declared) throws Exception {
+        startNcro(null);
+        byte[] bytes = nar(n, 5000);
+        String h = hash(n);
+        String nar = "/nar/" + h + "0000000000000000000000.nar.xz";
+        a.put("/" + h + ".narinfo", narinfo(h, nar.substring(1), declared, null)).put(nar, bytes).chunked(nar);
+
+        assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+        await(() -> a.count(nar) == 1, "the read-ahead's request"); // the download finds it, in flight or ended
+        try {
+            HttpResponse<byte[]> r = ncro.get(nar);
+            // whatever the normal stream makes of it: never the read-ahead's buffer
+            assertFalse(r.statusCode() == 200 && r.body().length == declared
+                    && Arrays.equals(Arrays.copyOf(r.body(), 5000), bytes), "served from read-ahead");
+        } catch (java.io.IOException e) {
+            // the normal stream aborted a body shorter than FileSize: Nix retries, as with a truncated upstream
+        }
+        assertEquals(0, metrics().readAheadHits.get());
+        assertEquals(2, a.count(nar), "the read-ahead, then the normal stream");
+    }
+
+    @Test
+    void chunkedBodyShorterThanFileSize_isNotServedFromReadAhead() throws Exception {
+        chunkedBody_isNotServedFromReadAhead(80, 6000);
+    }
+
+    @Test
+    void chunkedBodyLongerThanFileSize_isNotServedFromReadAhead() throws Exception {
+        chunkedBody_isNotServedFromReadAhead(81, 4000);
     }
 
     @Test
