@@ -379,6 +379,9 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
 
     @Override
     public NarStream nar(NarRequest request, NarHandler handler) {
+        // counted here, once per client request: not per stream (a head start opens one before
+        // any client asks; a fallback opens a second for the same request)
+        metrics.narRequests.inc();
         if (readAhead.enabled() && ReadAhead.plain(request)) {
             ReadAhead.Entry entry = readAhead.claim(request.target());
             headStarts.noteDownload(); // before the narinfos that follow are served

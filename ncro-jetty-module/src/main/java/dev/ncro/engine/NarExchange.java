@@ -140,7 +140,6 @@ final class NarExchange implements NarStream {
         // cancelled before it started (a head start's client gone between hand-over and start):
         // nothing opened, nothing counted, nothing left in flight
         if (cancelled) return;
-        metrics.narRequests.inc();
         if (open.compareAndSet(false, true)) metrics.narStreamsInFlight.inc();
         if (cancelled) { // a cancel that ran just before the line above found nothing open to close
             closed();

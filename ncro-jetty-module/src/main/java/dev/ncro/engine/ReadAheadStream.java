@@ -102,7 +102,6 @@ final class ReadAheadStream implements NarStream {
     private void serve() {
         byte[] bytes = entry.bytes();
         metrics.readAheadHits.inc();
-        metrics.narRequests.inc();
         metrics.narBytes.inc(bytes.length);
         entry.served();
         handler.onHead(200, entry.headers());

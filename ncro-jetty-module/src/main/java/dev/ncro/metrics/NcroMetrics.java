@@ -46,7 +46,7 @@ public final class NcroMetrics {
             .help("upstream answer latency seen by races and probes").labelNames("upstream")
             .classicOnly().classicUpperBounds(LATENCY_BUCKETS).register(registry);
     public final Counter narRequests = Counter.builder().name("ncro_nar_requests")
-            .help("NAR (file) requests").register(registry);
+            .help("NAR (file) requests from clients, GET and HEAD").register(registry);
     public final Counter narBytes = Counter.builder().name("ncro_nar_streamed")
             .help("NAR body bytes streamed from upstreams to clients").unit(io.prometheus.metrics.model.snapshots.Unit.BYTES)
             .register(registry);

@@ -72,6 +72,7 @@ class HeadStartTest extends TwoUpstreams {
         assertEquals(2, a.count(nar), "the download took the head start's stream; the next one went upstream");
         assertEquals(1, headStarts("taken"));
         assertEquals(0, metrics().readAheadHits.get(), "never read into memory");
+        assertEquals(1 + 2, metrics().narRequests.get(), "set-up's download, then two, one over the head start's stream");
     }
 
     @Test
@@ -90,6 +91,7 @@ class HeadStartTest extends TwoUpstreams {
         assertEquals(2, a.count(nar));
         assertEquals(1, headStarts("expired"));
         assertEquals(0, headStarts("taken"));
+        assertEquals(1 + 1, metrics().narRequests.get(), "set-up's download and this one: a head start nobody took is no NAR request");
     }
 
     @Test
@@ -108,6 +110,7 @@ class HeadStartTest extends TwoUpstreams {
         assertArrayEquals(bytes, r.body());
         assertEquals(1, headStarts("failed"));
         assertEquals(0, headStarts("taken"));
+        assertEquals(1 + 1, metrics().narRequests.get(), "set-up's download and this one, whatever streams it took");
     }
 
     @Test
