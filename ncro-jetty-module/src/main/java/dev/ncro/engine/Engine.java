@@ -425,6 +425,13 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         boolean usual = NarUrls.usualForm(request.target());
         List<Upstream> candidates = usual ? narRouting.candidates(request.target(), home)
                 : home != null ? List.of(home) : List.of();
+        // a part of a file (Nix resuming a broken download) continues bytes that came from the
+        // home upstream: another upstream's file under the same name may hold other bytes (the
+        // same NAR compressed otherwise), and its part appended to the first would be neither.
+        // Only a name that is the file's own hash, or an uncompressed NAR, is the same file everywhere
+        if (usual && home != null && partial(request) && !sameBytesEverywhere(request.target(), route.get())) {
+            candidates = List.of(home);
+        }
         NarExchange exchange = new NarExchange(request, handler, candidates, expected, client::stream,
                 config.server().writeTimeout(), metrics, narRouting, upstreams::streamGate, upstreams::hasLogin,
                 scheduler, executor);
@@ -433,6 +440,42 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         if (route.isPresent() && home == null) exchange.unasked(route.get().upstream() + ": named this NAR, no longer an upstream");
         if (route.isEmpty() && !usual) exchange.unasked("no live route names this NAR URL any more");
         return exchange;
+    }
+
+    /** A request for part of a file: a Range, or a Range made conditional (If-Range). */
+    private static boolean partial(NarRequest request) {
+        for (String name : request.headers().keySet()) {
+            if (name.equalsIgnoreCase("range") || name.equalsIgnoreCase("if-range")) return true;
+        }
+        return false;
+    }
+
+    /**
+     * Whether every upstream's file at {@code target} is byte for byte the home's: the narinfo
+     * says {@code Compression: none} (the file is the NAR, whose bytes are canonical), or the
+     * file's name is its own FileHash (as Nix names the files it uploads).
+     */
+    static boolean sameBytesEverywhere(String target, Route route) {
+        try {
+            Narinfo narinfo = Narinfo.parse(route.narinfo(), route.hash());
+            if ("none".equals(narinfo.field("Compression"))) return true;
+            byte[] fileHash = narinfo.fileSha256();
+            if (fileHash == null) return false;
+            String name = target.substring(target.lastIndexOf('/') + 1);
+            int dot = name.indexOf('.');
+            if (dot >= 0) name = name.substring(0, dot);
+            for (String part : name.split("-")) {
+                if (part.length() != dev.ncro.trust.Nix32.encodedLength(32)) continue;
+                try {
+                    if (java.util.Arrays.equals(fileHash, dev.ncro.trust.Nix32.decode(part, 32))) return true;
+                } catch (IllegalArgumentException notNix32) {
+                    // another kind of name part
+                }
+            }
+            return false;
+        } catch (RuntimeException e) {
+            return false; // nothing to tell by: the home only
+        }
     }
 
     /** The file's size from the narinfo that named it: FileSize, or NarSize when uncompressed. */

@@ -93,6 +93,57 @@ class FailoverTest extends TwoUpstreams {
         assertEquals(1, a.count("/" + NAR));
     }
 
+    /**
+     * Nix resumes a broken download with a Range. Under a name that is not the file's own hash,
+     * another upstream's file may hold other bytes (the same NAR compressed otherwise): the rest
+     * is asked only of the upstream whose narinfo named the file, never taken from another and
+     * appended to the first part. (Read-ahead is off in this config: it would fetch the file whole first.)
+     */
+    @Test
+    void rangeResumingAFileNotNamedByItsHash_isAskedOnlyOfItsHome() throws Exception {
+        byte[] aBytes = bytes(400_000, 'a');
+        byte[] bBytes = bytes(400_000, 'b');
+        String h = hash(92);
+        a.put("/" + h + ".narinfo", ReadAheadTest.narinfo(h, NAR, aBytes.length, ReadAheadTest.fileHash(aBytes))).put("/" + NAR, aBytes);
+        b.delay(Duration.ofMillis(100)).put("/" + h + ".narinfo", ReadAheadTest.narinfo(h, NAR, bBytes.length, ReadAheadTest.fileHash(bBytes)))
+                .put("/" + NAR, bBytes);
+        a.resetAfter("/" + NAR, 200_000);
+        ncro = NcroUnderTest.start(NcroUnderTest.config(null, a.uri(), 10, b.uri(), 10));
+        assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+        assertThrows(IOException.class, () -> ncro.get("/" + NAR), "a reset half-way: a is now this NAR's last choice");
+        a.clearScripts();
+
+        HttpResponse<byte[]> rest = ncro.get("/" + NAR, "Range", "bytes=200000-");
+
+        assertEquals(206, rest.statusCode());
+        assertEquals(200_000, rest.body().length);
+        assertEquals('a', rest.body()[0], "the rest of a's file, not b's");
+        assertEquals(0, b.count("/" + NAR), "b's file under that name is another file");
+    }
+
+    /** The same resume of a file named by its own hash (as Nix names what it uploads): any holder's bytes are the same. */
+    @Test
+    void rangeResumingAFileNamedByItsHash_isServedByAnotherHolder() throws Exception {
+        byte[] same = bytes(400_000, 'c');
+        String hashName = ReadAheadTest.fileHash(same).substring("sha256:".length());
+        String nar = "nar/" + hashName + ".nar.xz";
+        String h = hash(93);
+        a.put("/" + h + ".narinfo", ReadAheadTest.narinfo(h, nar, same.length, ReadAheadTest.fileHash(same))).put("/" + nar, same);
+        b.delay(Duration.ofMillis(100)).put("/" + h + ".narinfo", ReadAheadTest.narinfo(h, nar, same.length, ReadAheadTest.fileHash(same)))
+                .put("/" + nar, same);
+        a.resetAfter("/" + nar, 200_000);
+        ncro = NcroUnderTest.start(NcroUnderTest.config(null, a.uri(), 10, b.uri(), 10));
+        assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+        assertThrows(IOException.class, () -> ncro.get("/" + nar));
+
+        HttpResponse<byte[]> rest = ncro.get("/" + nar, "Range", "bytes=200000-");
+
+        assertEquals(206, rest.statusCode());
+        assertEquals(200_000, rest.body().length);
+        assertEquals(1, b.count("/" + nar), "the holder that did not fail served the rest");
+        assertEquals(1, a.count("/" + nar));
+    }
+
     @Test
     void everyUpstreamFailingANar_is502_never404() throws Exception {
         String h = bothHold(bytes(10, 'a'), bytes(10, 'b'));
