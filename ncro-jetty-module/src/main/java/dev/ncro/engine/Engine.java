@@ -428,9 +428,14 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         // a part of a file (Nix resuming a broken download) continues bytes that came from the
         // home upstream: another upstream's file under the same name may hold other bytes (the
         // same NAR compressed otherwise), and its part appended to the first would be neither.
-        // Only a name that is the file's own hash, or an uncompressed NAR, is the same file everywhere
+        // Only a name that is the file's own hash, or an uncompressed NAR, is the same file
+        // everywhere; any other part is asked of the home first, even right after it failed
+        // (a blip), and of the others only if it fails again: a part that may not fit beats none
         if (usual && home != null && partial(request) && !sameBytesEverywhere(request.target(), route.get())) {
-            candidates = List.of(home);
+            List<Upstream> homeFirst = new java.util.ArrayList<>(candidates.size() + 1);
+            homeFirst.add(home);
+            for (Upstream u : candidates) if (!u.equals(home)) homeFirst.add(u);
+            candidates = homeFirst;
         }
         NarExchange exchange = new NarExchange(request, handler, candidates, expected, client::stream,
                 config.server().writeTimeout(), metrics, narRouting, upstreams::streamGate, upstreams::hasLogin,
