@@ -120,7 +120,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         NcroConfig.ReadAhead ra = config.readAhead();
         this.readAhead = new ReadAhead(ra, new ReadAheadGuard(clock, Defaults.READAHEAD_GUARD_WINDOW,
                 Math.min(Defaults.READAHEAD_GUARD_MIN_BYTES, ra.memory())),
-                client, upstreams::streamGate, metrics, clock, config.server().writeTimeout(), narRouting::failed, upstreams::hasLogin);
+                client, upstreams::streamGate, metrics, clock, config.server().writeTimeout(), narRouting::failed, narRouting::contradicted, upstreams::hasLogin);
         this.headStarts = new HeadStarts(ra.enabled() && ra.headStart(), ra.ttl(), config.server().writeTimeout(), readAhead.guard(), upstreams::streamGate,
                 metrics, clock, scheduler, executor);
         this.references = new ReferenceReadAhead(lookups::lookup, routes, executor, metrics,
@@ -432,10 +432,14 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         // everywhere; any other part is asked of the home first, even right after it failed
         // (a blip), and of the others only if it fails again: a part that may not fit beats none
         if (usual && home != null && partial(request) && !sameBytesEverywhere(request.target(), route.get())) {
-            List<Upstream> homeFirst = new java.util.ArrayList<>(candidates.size() + 1);
-            homeFirst.add(home);
-            for (Upstream u : candidates) if (!u.equals(home)) homeFirst.add(u);
-            candidates = homeFirst;
+            // the first part may have come from another holder than the home (the home cooling
+            // down then): the one whose bytes last went to a client continues them
+            Upstream source = narRouting.streamedFrom(request.target());
+            if (source == null || !candidates.contains(source)) source = home; // gone, or never known
+            List<Upstream> sourceFirst = new java.util.ArrayList<>(candidates.size() + 1);
+            sourceFirst.add(source);
+            for (Upstream u : candidates) if (!u.equals(source)) sourceFirst.add(u);
+            candidates = sourceFirst;
         }
         NarExchange exchange = new NarExchange(request, handler, candidates, expected, client::stream,
                 config.server().writeTimeout(), metrics, narRouting, upstreams::streamGate, upstreams::hasLogin,
@@ -456,31 +460,46 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     }
 
     /**
-     * Whether every upstream's file at {@code target} is byte for byte the home's: the narinfo
-     * says {@code Compression: none} (the file is the NAR, whose bytes are canonical), or the
-     * file's name is its own FileHash (as Nix names the files it uploads).
+     * Whether every upstream's file at {@code target} is byte for byte the home's: the file's
+     * name is its own FileHash (as Nix names the files it uploads), or the narinfo says
+     * {@code Compression: none} and the name is the NAR's hash (nix-serve's
+     * {@code <storehash>-<narhash>.nar}): the NAR's bytes are canonical. A name part counts in
+     * nix32 (52 characters) or hex (64).
      */
     static boolean sameBytesEverywhere(String target, Route route) {
         try {
             Narinfo narinfo = Narinfo.parse(route.narinfo(), route.hash());
-            if ("none".equals(narinfo.field("Compression"))) return true;
-            byte[] fileHash = narinfo.fileSha256();
-            if (fileHash == null) return false;
-            String name = target.substring(target.lastIndexOf('/') + 1);
-            int dot = name.indexOf('.');
-            if (dot >= 0) name = name.substring(0, dot);
-            for (String part : name.split("-")) {
-                if (part.length() != dev.ncro.trust.Nix32.encodedLength(32)) continue;
-                try {
-                    if (java.util.Arrays.equals(fileHash, dev.ncro.trust.Nix32.decode(part, 32))) return true;
-                } catch (IllegalArgumentException notNix32) {
-                    // another kind of name part
-                }
+            byte[] digest;
+            if ("none".equals(narinfo.field("Compression"))) {
+                digest = dev.ncro.trust.Nix32.decode(narinfo.narHash().substring("sha256:".length()), 32);
+            } else {
+                digest = narinfo.fileSha256();
             }
-            return false;
+            return digest != null && nameHas(target, digest);
         } catch (RuntimeException e) {
-            return false; // nothing to tell by: the home only
+            return false; // nothing to tell by: the upstream that served the first part first
         }
+    }
+
+    /** Whether a {@code -}-separated part of the file name (before its first dot) is {@code digest}. */
+    private static boolean nameHas(String target, byte[] digest) {
+        String name = target.substring(target.lastIndexOf('/') + 1);
+        int dot = name.indexOf('.');
+        if (dot >= 0) name = name.substring(0, dot);
+        for (String part : name.split("-")) {
+            try {
+                if (part.length() == dev.ncro.trust.Nix32.encodedLength(32)
+                        && java.util.Arrays.equals(digest, dev.ncro.trust.Nix32.decode(part, 32))) {
+                    return true;
+                }
+                if (part.length() == 64 && java.util.Arrays.equals(digest, java.util.HexFormat.of().parseHex(part))) {
+                    return true;
+                }
+            } catch (IllegalArgumentException notAHash) {
+                // another kind of name part
+            }
+        }
+        return false;
     }
 
     /** The file's size from the narinfo that named it: FileSize, or NarSize when uncompressed. */

@@ -391,6 +391,7 @@ final class NarExchange implements NarStream {
             }
             if (cancelled || !state.compareAndSet(WAITING, STREAMING)) return false;
             cancelTimer();
+            if (!request.head() && (status == 200 || status == 206)) routing.streaming(request.target(), upstream);
             planLengthCheck(status, response, entity);
             List<Map.Entry<String, String>> headers = new ArrayList<>();
             for (Header h : response.getHeaders()) {

@@ -36,6 +36,8 @@ final class NarRouting {
     private final Supplier<List<Upstream>> preference;
     private final Duration cooldown;
     private final Cache<String, Set<Upstream>> failedNars;
+    /** The upstream whose bytes of each NAR last went to a client: a resumed part continues them. */
+    private final Cache<String, Upstream> streamedFrom;
 
     private final java.util.function.Consumer<Upstream> suspect;
 
@@ -51,6 +53,30 @@ final class NarRouting {
                 .expireAfterWrite(Defaults.NAR_FAILURE_MEMORY)
                 .maximumSize(10_000)
                 .build();
+        this.streamedFrom = Caffeine.newBuilder()
+                .ticker(() -> TimeUnit.MILLISECONDS.toNanos(clock.millis()))
+                .expireAfterWrite(Defaults.NAR_FAILURE_MEMORY)
+                .maximumSize(10_000)
+                .build();
+    }
+
+    /** {@code upstream}'s answer to a GET of {@code target} (whole or a part) went to a client. */
+    void streaming(String target, Upstream upstream) {
+        streamedFrom.put(target, upstream);
+    }
+
+    /** The upstream whose bytes of {@code target} last went to a client, or null. */
+    Upstream streamedFrom(String target) {
+        return streamedFrom.getIfPresent(target);
+    }
+
+    /**
+     * {@code upstream} answered {@code target} with something that contradicts its narinfo
+     * (a length other than FileSize): the others first for this NAR, but no cooldown and no
+     * probe (the upstream is not failing).
+     */
+    void contradicted(String target, Upstream upstream) {
+        failedNars.asMap().computeIfAbsent(target, t -> ConcurrentHashMap.newKeySet()).add(upstream);
     }
 
     /** @param home the upstream whose narinfo named {@code target}, or null when unknown */

@@ -71,6 +71,8 @@ final class ReadAhead {
     private final Duration stallTimeout;
     /** Told of an upstream that failed a read-ahead, so the download's own stream tries it last. */
     private final java.util.function.BiConsumer<String, Upstream> failedOn;
+    /** Told of an answer that contradicts the narinfo (a length other than FileSize): the others first for that NAR. */
+    private final java.util.function.BiConsumer<String, Upstream> contradictedOn;
     /** Whether ncro logs in to an upstream: its 403 is then a refused login, not a not-found. */
     private final java.util.function.Predicate<Upstream> hasLogin;
     /** Unclaimed entries by NAR target, oldest first. */
@@ -101,8 +103,10 @@ final class ReadAhead {
 
     ReadAhead(NcroConfig.ReadAhead config, ReadAheadGuard guard, UpstreamClient client,
             Function<Upstream, AsyncLimiter> streamGates, NcroMetrics metrics, InstantSource clock, Duration stallTimeout,
-            java.util.function.BiConsumer<String, Upstream> failedOn, java.util.function.Predicate<Upstream> hasLogin) {
+            java.util.function.BiConsumer<String, Upstream> failedOn, java.util.function.BiConsumer<String, Upstream> contradictedOn,
+            java.util.function.Predicate<Upstream> hasLogin) {
         this.failedOn = failedOn;
+        this.contradictedOn = contradictedOn;
         this.hasLogin = hasLogin;
         this.config = config;
         this.guard = guard;
@@ -449,6 +453,9 @@ final class ReadAhead {
                 return false;
             }
             if (entity != null && entity.getContentLength() >= 0 && entity.getContentLength() != size) {
+                // not the file the narinfo describes, maybe: the download asks the others first
+                // (this one stays a last resort), without cooling the upstream down for other NARs
+                contradictedOn.accept(target, upstream);
                 unusable("Content-Length " + entity.getContentLength() + " is not the narinfo's FileSize " + size);
                 return false;
             }
@@ -528,6 +535,7 @@ final class ReadAhead {
                 failedOn.accept(target, upstream);
             } else if (failed) {
                 LOG.debug("NAR read-ahead of {} from {} not used: {}; its download takes the normal stream", target, upstream, reason);
+                lacking.stamp(target); // the same answer next time: not read ahead again for a while
             } else {
                 LOG.debug("NAR read-ahead of {}: {} answered {}; its download takes the normal stream", target, upstream, reason);
             }

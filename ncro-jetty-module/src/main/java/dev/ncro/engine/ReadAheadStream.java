@@ -95,6 +95,10 @@ final class ReadAheadStream implements NarStream {
             metrics.readAheadMisses.inc();
             NarStream s = normal.get();
             fallback = s;
+            if (cancelled) { // the client left between the check above and the line before
+                s.cancel();
+                return;
+            }
             s.start();
         }
     }

@@ -128,6 +128,69 @@ class FailoverTest extends TwoUpstreams {
         assertEquals('b', fromB.body()[0]);
     }
 
+    /**
+     * The first part came from b (a, the home, had just failed this NAR): the rest is asked of
+     * b first, whose bytes the client holds, not of the home.
+     */
+    @Test
+    void rangeResumingAPartThatCameFromAnotherHolder_asksThatHolderFirst() throws Exception {
+        byte[] aBytes = bytes(400_000, 'a');
+        byte[] bBytes = bytes(400_000, 'b');
+        String h = hash(94);
+        a.put("/" + h + ".narinfo", ReadAheadTest.narinfo(h, NAR, aBytes.length, ReadAheadTest.fileHash(aBytes))).put("/" + NAR, aBytes);
+        b.delay(Duration.ofMillis(100)).put("/" + h + ".narinfo", ReadAheadTest.narinfo(h, NAR, bBytes.length, ReadAheadTest.fileHash(bBytes)))
+                .put("/" + NAR, bBytes);
+        a.status("/" + NAR, 503);
+        b.resetAfter("/" + NAR, 200_000);
+        ncro = NcroUnderTest.start(NcroUnderTest.config(null, a.uri(), 10, b.uri(), 10));
+        assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+        assertThrows(IOException.class, () -> ncro.get("/" + NAR), "a 503, then b reset half-way");
+        a.clearScripts();
+        b.clearScripts();
+
+        HttpResponse<byte[]> rest = ncro.get("/" + NAR, "Range", "bytes=200000-");
+
+        assertEquals(206, rest.statusCode());
+        assertEquals('b', rest.body()[0], "the rest of b's file, whose first part the client holds");
+        assertEquals(1, a.count("/" + NAR), "a only for the first try");
+    }
+
+    /**
+     * An uncompressed NAR is the same bytes everywhere only under a name that is its NarHash
+     * (nix-serve's storehash-narhash): under a store hash alone another cache may hold another
+     * build or another compression, so the rest comes from the upstream that sent the first part.
+     */
+    @Test
+    void rangeResumingAnUncompressedNar_movesToAnotherHolderOnlyUnderItsNarHash() throws Exception {
+        String narHash = "1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s"; // Narinfos.narinfo's
+        String byStoreHash = "nar/" + hash(95) + ".nar";
+        String byNarHash = "nar/" + hash(96) + "-" + narHash + ".nar";
+        String h1 = hash(97);
+        String h2 = hash(98);
+        for (String[] p : new String[][] {{h1, byStoreHash}, {h2, byNarHash}}) {
+            a.put("/" + p[0] + ".narinfo", narinfo(p[0], "u", p[1], 400_000)).put("/" + p[1], bytes(400_000, 'a'));
+            b.put("/" + p[0] + ".narinfo", narinfo(p[0], "u", p[1], 400_000)).put("/" + p[1], bytes(400_000, 'b'));
+        }
+        b.delay(Duration.ofMillis(100));
+        ncro = NcroUnderTest.start(NcroUnderTest.config(null, a.uri(), 10, b.uri(), 10));
+
+        assertEquals(200, ncro.get("/" + h1 + ".narinfo").statusCode());
+        a.resetAfter("/" + byStoreHash, 200_000);
+        assertThrows(IOException.class, () -> ncro.get("/" + byStoreHash));
+        a.clearScripts();
+        HttpResponse<byte[]> rest = ncro.get("/" + byStoreHash, "Range", "bytes=200000-");
+        assertEquals(206, rest.statusCode());
+        assertEquals('a', rest.body()[0], "under a store hash: a's rest");
+
+        // a served that part whole: no longer cooling down, it streams the next NAR first
+        assertEquals(200, ncro.get("/" + h2 + ".narinfo").statusCode());
+        a.resetAfter("/" + byNarHash, 200_000);
+        assertThrows(IOException.class, () -> ncro.get("/" + byNarHash));
+        a.clearScripts();
+        assertEquals('b', ncro.get("/" + byNarHash, "Range", "bytes=200000-").body()[0],
+                "under its NarHash the file is the same everywhere: b, which did not fail, first");
+    }
+
     /** The same resume of a file named by its own hash (as Nix names what it uploads): any holder's bytes are the same. */
     @Test
     void rangeResumingAFileNamedByItsHash_isServedByAnotherHolder() throws Exception {
