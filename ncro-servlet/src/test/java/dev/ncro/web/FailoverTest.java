@@ -40,6 +40,20 @@ class FailoverTest extends TwoUpstreams {
         return h;
     }
 
+    /**
+     * a (faster: its narinfo wins) and b both hold {@link #NAR}, compressed differently: 400,000
+     * bytes of 'a' and of 'b', each narinfo with its own file's FileHash (the URL is neither).
+     */
+    private String compressedDifferently(int n) throws Exception {
+        byte[] aBytes = bytes(400_000, 'a');
+        byte[] bBytes = bytes(400_000, 'b');
+        String h = hash(n);
+        a.put("/" + h + ".narinfo", ReadAheadTest.narinfo(h, NAR, aBytes.length, ReadAheadTest.fileHash(aBytes))).put("/" + NAR, aBytes);
+        b.delay(Duration.ofMillis(100)).put("/" + h + ".narinfo", ReadAheadTest.narinfo(h, NAR, bBytes.length, ReadAheadTest.fileHash(bBytes)))
+                .put("/" + NAR, bBytes);
+        return h;
+    }
+
     private static String config(String server, Object... urlAndPriority) {
         return "server:\n" + server.indent(2) + NcroUnderTest.config(null, urlAndPriority);
     }
@@ -102,12 +116,7 @@ class FailoverTest extends TwoUpstreams {
      */
     @Test
     void rangeResumingAFileNotNamedByItsHash_isAskedOfItsHomeFirst() throws Exception {
-        byte[] aBytes = bytes(400_000, 'a');
-        byte[] bBytes = bytes(400_000, 'b');
-        String h = hash(92);
-        a.put("/" + h + ".narinfo", ReadAheadTest.narinfo(h, NAR, aBytes.length, ReadAheadTest.fileHash(aBytes))).put("/" + NAR, aBytes);
-        b.delay(Duration.ofMillis(100)).put("/" + h + ".narinfo", ReadAheadTest.narinfo(h, NAR, bBytes.length, ReadAheadTest.fileHash(bBytes)))
-                .put("/" + NAR, bBytes);
+        String h = compressedDifferently(92);
         a.resetAfter("/" + NAR, 200_000);
         ncro = NcroUnderTest.start(NcroUnderTest.config(null, a.uri(), 10, b.uri(), 10));
         assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
@@ -134,12 +143,7 @@ class FailoverTest extends TwoUpstreams {
      */
     @Test
     void rangeResumingAPartThatCameFromAnotherHolder_asksThatHolderFirst() throws Exception {
-        byte[] aBytes = bytes(400_000, 'a');
-        byte[] bBytes = bytes(400_000, 'b');
-        String h = hash(94);
-        a.put("/" + h + ".narinfo", ReadAheadTest.narinfo(h, NAR, aBytes.length, ReadAheadTest.fileHash(aBytes))).put("/" + NAR, aBytes);
-        b.delay(Duration.ofMillis(100)).put("/" + h + ".narinfo", ReadAheadTest.narinfo(h, NAR, bBytes.length, ReadAheadTest.fileHash(bBytes)))
-                .put("/" + NAR, bBytes);
+        String h = compressedDifferently(94);
         a.status("/" + NAR, 503);
         b.resetAfter("/" + NAR, 200_000);
         ncro = NcroUnderTest.start(NcroUnderTest.config(null, a.uri(), 10, b.uri(), 10));
