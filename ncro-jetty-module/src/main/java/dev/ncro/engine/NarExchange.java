@@ -104,6 +104,8 @@ final class NarExchange implements NarStream {
     // advanced only by the attempt that just ended, so never by two threads at once
     private int next;
     private final List<String> failures = new ArrayList<>();
+    /** Upstreams whose answer contradicted the narinfo and were passed over, to come back last (guarded by {@link #failures}). */
+    private final Set<Upstream> passedOver = new java.util.HashSet<>();
     /** Who said not-found, and how (guarded by {@link #failures}): named in a 404's body. */
     private final List<String> notFoundBy = new ArrayList<>();
 
@@ -113,7 +115,7 @@ final class NarExchange implements NarStream {
             Executor executor) {
         this.request = request;
         this.handler = handler;
-        this.candidates = candidates;
+        this.candidates = new ArrayList<>(candidates); // an upstream passed over may come back as the last resort
         this.expected = expected;
         this.client = client;
         this.idleTimeout = idleTimeout;
@@ -389,6 +391,7 @@ final class NarExchange implements NarStream {
                 failure = "HTTP " + status;
                 return false;
             }
+            if (contradicts(status, response, entity)) return false;
             if (cancelled || !state.compareAndSet(WAITING, STREAMING)) return false;
             cancelTimer();
             if (!request.head() && (status == 200 || status == 206)) routing.streaming(request.target(), upstream);
@@ -400,6 +403,29 @@ final class NarExchange implements NarStream {
                 }
             }
             handler.onHead(status, headers);
+            return true;
+        }
+
+        /**
+         * A whole file whose Content-Length is not the narinfo's FileSize may not be the file the
+         * narinfo describes (Nix would reject it by its hash and, alone, try its next cache): the
+         * other candidates first, this one once more at the end, as the last resort. Passes the
+         * turn on and returns true when it does.
+         */
+        private boolean contradicts(int status, HttpResponse response, EntityDetails entity) {
+            if (request.head() || status != 200 || entity == null || expected.fileSize() < 0) return false;
+            long length = entity.getContentLength();
+            if (length < 0 || length == expected.fileSize() || response.containsHeader("Content-Encoding")) return false;
+            synchronized (failures) {
+                // the last candidate, or one back for its second turn: served as it is
+                if (next >= candidates.size() || !passedOver.add(upstream)) return false;
+                candidates.add(upstream);
+            }
+            String why = "Content-Length " + length + " is not the narinfo's FileSize " + expected.fileSize();
+            LOG.warn("NAR {} from {}: {}; trying the others first", request.target(), upstream, why);
+            routing.contradicted(request.target(), upstream);
+            abandonExchange(); // not read to its end: the next candidate's turn now
+            passOn(why, false);
             return true;
         }
 

@@ -2,6 +2,7 @@ package dev.ncro.web;
 
 import static dev.ncro.testing.Narinfos.hash;
 import static dev.ncro.testing.Narinfos.narinfo;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -216,6 +217,34 @@ class FailoverTest extends TwoUpstreams {
         assertEquals(200_000, rest.body().length);
         assertEquals(1, b.count("/" + nar), "the holder that did not fail served the rest");
         assertEquals(1, a.count("/" + nar));
+    }
+
+    /**
+     * The home's file contradicts its own narinfo (a Content-Length other than FileSize): Nix
+     * would reject it by its hash and, alone, fetch the path from its next cache. The other
+     * holder is asked first; the home's answer is served only as the last resort.
+     */
+    @Test
+    void aFileContradictingItsNarinfosFileSize_isServedFromAnotherHolderFirst() throws Exception {
+        String h = hash(99);
+        String nar = "nar/" + hash(100) + ".nar.xz";
+        byte[] good = bytes(5000, 'b');
+        a.put("/" + h + ".narinfo", ReadAheadTest.narinfo(h, nar, 5000, null)).put("/" + nar, bytes(6000, 'a'));
+        b.delay(Duration.ofMillis(100)).put("/" + h + ".narinfo", ReadAheadTest.narinfo(h, nar, 5000, null)).put("/" + nar, good);
+        ncro = NcroUnderTest.start(NcroUnderTest.config(null, a.uri(), 10, b.uri(), 10));
+        assertEquals(200, ncro.get("/" + h + ".narinfo").statusCode());
+
+        HttpResponse<byte[]> r = ncro.get("/" + nar);
+
+        assertEquals(200, r.statusCode());
+        assertArrayEquals(good, r.body(), "b's file, which matches the narinfo");
+        assertEquals(1, a.count("/" + nar));
+
+        // nobody else holds it: the home's answer after all, not a failure
+        b.status("/" + nar, 404);
+        HttpResponse<byte[]> last = ncro.get("/" + nar);
+        assertEquals(200, last.statusCode());
+        assertEquals(6000, last.body().length, "the last resort: a's file as it is");
     }
 
     @Test

@@ -340,7 +340,7 @@ class NarStreamingTest extends TwoUpstreams {
     void absoluteNarUrlUnderAConfiguredUpstream_isMadeRelative_andStreamedThroughNcro() throws Exception {
         String h = hash(40);
         String nar = "nar/" + hash(41) + hash(42).substring(0, 20) + ".nar.xz";
-        a.put("/" + h + ".narinfo", narinfo(h, "abs", b.uri() + "/" + nar, 3));
+        a.put("/" + h + ".narinfo", narinfo(h, "abs", b.uri() + "/" + nar, 7)); // NarSize: the uncompressed file's length
         b.put("/" + nar, bytes("B-bytes"));
         ncro = NcroUnderTest.start(config(null, a.uri(), 10, b.uri(), 20));
 

@@ -96,8 +96,8 @@ class RouteMemoryTest extends TwoUpstreams {
     @Test
     void routesSurviveARestart_narinfoAndNarPin() throws Exception {
         String h = hash(54);
-        a.put("/" + h + ".narinfo", narinfo(h, "kept", "nar/n43mcjhzxzblcdzkilsv09l3nh80rpwzzxr4pdba7d6sxmsfhgy0.nar", 3)).put("/nar/n43mcjhzxzblcdzkilsv09l3nh80rpwzzxr4pdba7d6sxmsfhgy0.nar", "A".getBytes(StandardCharsets.UTF_8));
-        b.delay(Duration.ofMillis(200)).put("/" + h + ".narinfo", narinfo(h, "kept", "nar/n43mcjhzxzblcdzkilsv09l3nh80rpwzzxr4pdba7d6sxmsfhgy0.nar", 3))
+        a.put("/" + h + ".narinfo", narinfo(h, "kept", "nar/n43mcjhzxzblcdzkilsv09l3nh80rpwzzxr4pdba7d6sxmsfhgy0.nar", 1)).put("/nar/n43mcjhzxzblcdzkilsv09l3nh80rpwzzxr4pdba7d6sxmsfhgy0.nar", "A".getBytes(StandardCharsets.UTF_8));
+        b.delay(Duration.ofMillis(200)).put("/" + h + ".narinfo", narinfo(h, "kept", "nar/n43mcjhzxzblcdzkilsv09l3nh80rpwzzxr4pdba7d6sxmsfhgy0.nar", 1))
                 .put("/nar/n43mcjhzxzblcdzkilsv09l3nh80rpwzzxr4pdba7d6sxmsfhgy0.nar", "B".getBytes(StandardCharsets.UTF_8));
         Path db = dir.resolve("routes.db");
         // the first run knows only a (so no race loser can reach b late); the second knows both,
