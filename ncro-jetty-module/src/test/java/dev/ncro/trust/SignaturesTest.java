@@ -45,6 +45,15 @@ class SignaturesTest {
         for (String h : List.of(TOP, MID, LEAF)) assertNull(Signatures.reject(narinfo(h), List.of(key(1))), h);
     }
 
+    /** The start-up warm-up checks its own sample (refused) and leaves real checks as they were. */
+    @Test
+    void warmUp_leavesChecksAsTheyWere() throws Exception {
+        Signatures.warmUp();
+        Signatures.warmUp(); // twice is harmless
+        assertNull(Signatures.reject(narinfo(TOP), List.of(key(1))));
+        assertTrue(Signatures.reject(edited(TOP, "NarSize: 232", "NarSize: 233"), List.of(key(1))).contains("does not match"));
+    }
+
     @Test
     void fingerprint_isWhatNixSigns() throws Exception {
         assertEquals("1;/nix/store/" + TOP + "-fixture-top;sha256:1ph39f53fb5qyhkkqqnjb4d7y0cncavnqax06fg5hbrvjv2paq37;232;"
