@@ -159,6 +159,7 @@ final class NarinfoLookup {
     /** The race proper, with {@code deadline} left of the lookup's. */
     private void race(String hash, CompletableFuture<NarinfoAnswer> mine, Duration deadline) {
         long start = System.nanoTime();
+        long joinsAtStart = routes.joins(); // an upstream joining during the race is not asked
         NarinfoRace race = new NarinfoRace(hash, client, deadline, observer, upstreams::lookupGate, executor);
         AtomicBoolean everyoneAsked = new AtomicBoolean();
         race.result().whenComplete((answerOrNull, failure) -> {
@@ -166,7 +167,7 @@ final class NarinfoLookup {
             try {
                 metrics.raceWait.observe((System.nanoTime() - start) / 1e9);
                 // failures are never remembered, nor a not-found some upstream was not asked about
-                if (a.status() == 404 && everyoneAsked.get()) routes.rememberNotFound(hash);
+                if (a.status() == 404 && everyoneAsked.get()) routes.rememberNotFound(hash, joinsAtStart);
             } finally {
                 inflight.remove(hash, mine); // only this race's entry, never a newer one
                 mine.complete(a);

@@ -110,6 +110,11 @@ final class RouteMemory {
         negatives.put(hash, Boolean.TRUE);
     }
 
+    /** Forgets the not-found held for {@code hash}, if any. */
+    void forgetNotFound(String hash) {
+        negatives.invalidate(hash);
+    }
+
     /** Forgets every not-found held. */
     void forgetNotFounds() {
         negatives.invalidateAll();

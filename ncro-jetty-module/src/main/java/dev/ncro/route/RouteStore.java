@@ -286,6 +286,7 @@ public final class RouteStore extends AbstractLifeCycle {
      * of it, so none is served any more; the next request for such a path races again.
      */
     public void upstreamJoined() {
+        joins.incrementAndGet(); // first: a race that began before it now remembers nothing
         notFoundsFrom = clock.millis();
         RouteMemory mem = memory;
         if (mem != null) mem.forgetNotFounds();
@@ -293,6 +294,28 @@ public final class RouteStore extends AbstractLifeCycle {
 
     /** Stored not-founds from before this time (clock millis) are not served: see {@link #upstreamJoined}. */
     private volatile long notFoundsFrom = Long.MIN_VALUE;
+
+    /** How many upstreams joined so far: taken when a race begins, for {@link #rememberNotFound(String, long)}. */
+    private final java.util.concurrent.atomic.AtomicLong joins = new java.util.concurrent.atomic.AtomicLong();
+
+    /** {@link #upstreamJoined} calls so far. */
+    public long joins() {
+        return joins.get();
+    }
+
+    /**
+     * Remembers that every upstream said not-found, unless an upstream joined since the race
+     * began ({@code joinsAtStart}, from {@link #joins()}): that one was not asked.
+     */
+    public void rememberNotFound(String hash, long joinsAtStart) {
+        if (joins.get() != joinsAtStart) return;
+        rememberNotFound(hash);
+        // a join between the check and the remembering: what it forgot must stay forgotten
+        if (joins.get() != joinsAtStart) {
+            RouteMemory mem = memory;
+            if (mem != null) mem.forgetNotFound(hash);
+        }
+    }
 
     /** Remembers that every upstream said not-found. */
     public void rememberNotFound(String hash) {

@@ -176,6 +176,25 @@ class RouteStoreTest {
         assertInstanceOf(RouteStore.NotFound.class, store.lookup(h(34)), "from the database");
     }
 
+    /** A race that began before an upstream joined did not ask it: its not-found is not remembered. */
+    @Test
+    void notFoundOfARaceThatBeganBeforeAnUpstreamJoined_isNotRemembered() throws Exception {
+        store = open(dir.resolve("routes.db"), 100);
+        long atStart = store.joins();
+        store.upstreamJoined(); // while the race runs
+        clock.advance(Duration.ofSeconds(1)); // the race ends a moment later
+        store.rememberNotFound(h(35), atStart);
+        store.flush().get();
+        assertInstanceOf(RouteStore.Unknown.class, store.lookup(h(35)), "neither in memory nor stored");
+
+        store.rememberNotFound(h(36), store.joins()); // a race that began after the join
+        store.flush().get();
+        assertInstanceOf(RouteStore.NotFound.class, store.lookup(h(36)));
+        clock.advance(MEMORY_NEGATIVE_TTL.plusSeconds(1));
+        assertInstanceOf(RouteStore.NotFound.class, store.lookup(h(36)), "from the database");
+        assertInstanceOf(RouteStore.Unknown.class, store.lookup(h(35)), "nor stored for later");
+    }
+
     @Test
     void aRouteReplacesARememberedNotFound() throws Exception {
         store = open(dir.resolve("routes.db"), 100);
