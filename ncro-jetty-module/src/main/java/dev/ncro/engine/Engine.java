@@ -423,7 +423,9 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     private NarStream stream(NarRequest request, NarHandler handler) {
         Optional<Route> route = routes.routeForNar(request.target());
         Upstream home = route.map(r -> upstreams.byBase(r.upstream())).orElse(null);
-        NarExchange.Expected expected = route.map(Engine::expected).orElse(NarExchange.Expected.UNKNOWN);
+        // parsed once: its sizes for the length check, its hashes for the resume rule below
+        Narinfo narinfo = route.map(Engine::parsed).orElse(null);
+        NarExchange.Expected expected = narinfo != null ? expected(narinfo) : NarExchange.Expected.UNKNOWN;
         // a URL in a usual form names the file by its content: any upstream holding it will do.
         // Any other form is asked only of the upstream whose narinfo named it (a narinfo's URL
         // is not signed: it must not make ncro fetch arbitrary paths from the others, with
@@ -437,7 +439,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
         // Only a name that is the file's own hash, or an uncompressed NAR, is the same file
         // everywhere; any other part is asked of the home first, even right after it failed
         // (a blip), and of the others only if it fails again: a part that may not fit beats none
-        if (usual && home != null && partial(request) && !sameBytesEverywhere(request.target(), route.get())) {
+        if (usual && home != null && partial(request) && !sameBytesEverywhere(request.target(), narinfo)) {
             // the first part may have come from another holder than the home (the home cooling
             // down then): the one whose bytes last went to a client continues them
             Upstream source = narRouting.streamedFrom(request.target());
@@ -472,9 +474,10 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
      * {@code <storehash>-<narhash>.nar}): the NAR's bytes are canonical. A name part counts in
      * nix32 (52 characters) or hex (64).
      */
-    static boolean sameBytesEverywhere(String target, Route route) {
+    static boolean sameBytesEverywhere(String target, Narinfo narinfo) {
+        // nothing to tell by (no narinfo, or a hash it cannot give): the upstream that served the first part first
+        if (narinfo == null) return false;
         try {
-            Narinfo narinfo = Narinfo.parse(route.narinfo(), route.hash());
             byte[] digest;
             if ("none".equals(narinfo.field("Compression"))) {
                 digest = dev.ncro.trust.Nix32.decode(narinfo.narHash().substring("sha256:".length()), 32);
@@ -483,7 +486,7 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
             }
             return digest != null && nameHas(target, digest);
         } catch (RuntimeException e) {
-            return false; // nothing to tell by: the upstream that served the first part first
+            return false;
         }
     }
 
@@ -509,11 +512,12 @@ public final class Engine extends ContainerLifeCycle implements NcroService {
     }
 
     /** The file's size from the narinfo that named it: FileSize, or NarSize when uncompressed. */
-    private static NarExchange.Expected expected(Route route) {
+    /** The route's narinfo, or null when it no longer parses. */
+    private static Narinfo parsed(Route route) {
         try {
-            return expected(Narinfo.parse(route.narinfo(), route.hash()));
+            return Narinfo.parse(route.narinfo(), route.hash());
         } catch (RuntimeException e) {
-            return NarExchange.Expected.UNKNOWN;
+            return null;
         }
     }
 

@@ -48,12 +48,13 @@ final class NarRouting {
         this.health = health;
         this.preference = preference;
         this.cooldown = cooldown;
-        this.failedNars = Caffeine.newBuilder()
-                .ticker(() -> TimeUnit.MILLISECONDS.toNanos(clock.millis()))
-                .expireAfterWrite(Defaults.NAR_FAILURE_MEMORY)
-                .maximumSize(10_000)
-                .build();
-        this.streamedFrom = Caffeine.newBuilder()
+        this.failedNars = recent(clock);
+        this.streamedFrom = recent(clock);
+    }
+
+    /** A per-NAR memory of {@link Defaults#NAR_FAILURE_MEMORY}, on the engine's clock. */
+    private static <V> Cache<String, V> recent(InstantSource clock) {
+        return Caffeine.newBuilder()
                 .ticker(() -> TimeUnit.MILLISECONDS.toNanos(clock.millis()))
                 .expireAfterWrite(Defaults.NAR_FAILURE_MEMORY)
                 .maximumSize(10_000)
@@ -100,7 +101,7 @@ final class NarRouting {
 
     /** {@code upstream} failed to serve {@code target}: try it last for a while. */
     void failed(String target, Upstream upstream) {
-        failedNars.asMap().computeIfAbsent(target, t -> ConcurrentHashMap.newKeySet()).add(upstream);
+        contradicted(target, upstream); // tried last for this NAR, and besides:
         health.apply(upstream).narCooldown(cooldown);
         suspect.accept(upstream);
     }

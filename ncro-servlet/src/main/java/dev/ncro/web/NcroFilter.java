@@ -4,6 +4,7 @@ import dev.ncro.api.Answer;
 import dev.ncro.api.NarUrls;
 import dev.ncro.api.NarinfoAnswer;
 import dev.ncro.api.NcroService;
+import dev.ncro.trust.Nix32;
 import jakarta.servlet.AsyncContext;
 import jakarta.servlet.AsyncEvent;
 import jakarta.servlet.AsyncListener;
@@ -35,14 +36,13 @@ import java.util.regex.Pattern;
 public final class NcroFilter extends HttpFilter {
     private static final long serialVersionUID = 1L;
 
-    /** Nix's base-32 alphabet: no e, o, u, t. */
-    private static final String NIX32 = "0123456789abcdfghijklmnpqrsvwxyz";
     /** {@code /<hash>.narinfo}: a slash, 32 nix32 characters, {@code .narinfo}. */
     private static final int NARINFO_PATH_LENGTH = 1 + 32 + ".narinfo".length();
+    /** Nix's base-32 alphabet ({@link Nix32#ALPHABET}: no e, o, u, t), as a table for the check. */
     private static final boolean[] IS_NIX32 = new boolean[128];
 
     static {
-        for (char c : NIX32.toCharArray()) IS_NIX32[c] = true;
+        for (char c : Nix32.ALPHABET.toCharArray()) IS_NIX32[c] = true;
     }
     /** The usual NAR URL forms ({@link NarUrls#USUAL}), from the context root. */
     static final Pattern NAR = Pattern.compile("/" + NarUrls.USUAL.pattern());
